@@ -1,0 +1,35 @@
+#pragma once
+// The agent's view of the CA service: roots pinned by fingerprint, then verified HTTPS.
+
+#include "common/crypto/certificate.hpp"
+#include "common/net/https_client.hpp"
+#include "common/protocol/enrollment.hpp"
+#include "common/result.hpp"
+
+#include <chrono>
+#include <string>
+
+namespace evpn::agent {
+
+class CaClient {
+ public:
+  // Fetches GET /v1/roots (the only unverified exchange) and keeps the root whose SHA-256
+  // fingerprint equals `fingerprint`; Errc::forbidden naming both fingerprints otherwise. Every
+  // later request verifies the CA's certificate against that root and the URL's host name.
+  static Result<CaClient> pin(const std::string& ca_url, const std::string& fingerprint,
+                              std::chrono::milliseconds timeout);
+
+  // POST /v1/enroll. CA refusals keep their meaning: 400 -> invalid_request, 401 -> unauthorized,
+  // 403 -> forbidden, 409 -> conflict, 429/503 -> unavailable; the detail is the CA's message.
+  Result<protocol::EnrollmentResult> enroll(const protocol::EnrollRequest& request) const;
+
+  const crypto::Certificate& root() const noexcept { return root_; }
+
+ private:
+  CaClient(net::Url base, crypto::Certificate root, std::chrono::milliseconds timeout);
+  net::Url base_;
+  crypto::Certificate root_;
+  net::HttpClient client_;
+};
+
+}  // namespace evpn::agent

@@ -1,0 +1,27 @@
+#pragma once
+// `evpn-agent enroll`: key, CSR, CA, checks, XMPP login, and only then the node's files.
+
+#include "agent/exit_codes.hpp"
+
+#include <chrono>
+#include <string>
+
+namespace evpn::agent {
+
+struct EnrollOptions {
+  std::string config_file;  // optional agent.json supplying any option below
+  std::string ca_url;
+  std::string fingerprint;
+  std::string token;
+  std::string username;
+  std::string state_dir = "/var/lib/evpn-agent";
+  std::string evio_config = "/etc/opt/evio/config.json";
+  std::string xmpp_ca;     // trust anchors for the XMPP server; default: the pinned root
+  std::string key_type = "ec-p256";
+  std::chrono::milliseconds timeout{30000};
+  bool json = false;
+};
+
+ExitCode run_enroll(EnrollOptions options);
+
+}  // namespace evpn::agent

@@ -1,0 +1,39 @@
+#pragma once
+// The HTTPS server: the only code that touches sockets. One coroutine per connection on one
+// I/O thread; handlers run on a small worker pool so that signing and fsync never stall I/O.
+// Every handshake, read and write has a deadline; bodies over the limit get 413.
+
+#include "ca-service/api/errors.hpp"
+#include "common/result.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace evpn::ca::api {
+
+// What a handler may know of the connection, besides the request.
+struct RequestContext {
+  std::string client_address;
+};
+
+using Handler = std::function<Response(const Request&, const RequestContext&)>;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8443;
+  std::string cert_chain_pem;  // the service's certificate (then intermediates)
+  std::string key_pem;
+  std::size_t body_limit = 64 * 1024;
+  std::size_t header_limit = 8 * 1024;
+  std::chrono::seconds io_timeout{10};
+  int max_connections = 256;
+  unsigned worker_threads = 2;
+};
+
+// Runs until SIGINT or SIGTERM, then stops accepting and lets open requests finish.
+// Errc::unavailable when the address cannot be bound.
+Result<void> serve(const ServerOptions& options, Handler handler);
+
+}  // namespace evpn::ca::api

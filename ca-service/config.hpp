@@ -1,0 +1,53 @@
+#pragma once
+// The CA directory's config.json: written by `evpn-ca init`, editable afterwards.
+
+#include "common/result.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace evpn::ca {
+
+struct XmppConfig {
+  std::string domain;         // the XMPP domain; node JIDs are <username>@<domain>
+  std::string host;           // where nodes connect (default: the domain)
+  std::uint16_t port = 5222;  // STARTTLS c2s port
+};
+
+struct DirectoryConfig {
+  std::string type = "ejabberd";  // "ejabberd", "openfire" or "none"
+  std::string url;                // e.g. http://127.0.0.1:5280/api
+  std::string secret_file;        // file holding the API secret (Openfire), if any
+  std::string secret_env;         // environment variable holding it, if any
+  std::string ca_file;            // PEM trust anchors for an https url ("" = system store)
+  int timeout_ms = 5000;
+};
+
+struct CaConfig {
+  XmppConfig xmpp;
+  DirectoryConfig directory;
+  std::string listen = "127.0.0.1:8443";  // host:port of `serve`
+  std::vector<std::string> hostnames;      // names in the service's TLS certificate
+  std::string key_type = "ec-p256";        // of the CA key
+  int max_connections = 256;
+};
+
+// Errc::invalid_request naming the bad key, or Errc::not_found / Errc::io.
+Result<CaConfig> load_config(const std::filesystem::path& file);
+Result<void> save_config(const std::filesystem::path& file, const CaConfig& config);
+
+// The files of a CA directory.
+struct CaPaths {
+  std::filesystem::path dir;
+  std::filesystem::path config() const { return dir / "config.json"; }
+  std::filesystem::path ca_key() const { return dir / "ca.key"; }
+  std::filesystem::path ca_cert() const { return dir / "ca.crt"; }
+  std::filesystem::path tls_dir() const { return dir / "tls"; }
+  std::filesystem::path tls_cert() const { return dir / "tls" / "server.crt"; }
+  std::filesystem::path tls_key() const { return dir / "tls" / "server.key"; }
+  std::filesystem::path store() const { return dir / "state.db"; }
+};
+
+}  // namespace evpn::ca

@@ -1,0 +1,36 @@
+#pragma once
+// The XMPP server's user directory, as the CA provisions it. Every call is idempotent and bounded
+// by a timeout. Errors: Errc::unavailable when the server cannot be reached or answers 5xx (the
+// CA answers 503 and issues nothing); Errc::internal for a configuration error (wrong secret,
+// API disabled), with the server's answer in the detail and never the secret.
+
+#include "ca-service/config.hpp"
+#include "common/result.hpp"
+
+#include <memory>
+#include <string>
+
+namespace evpn::ca::xmpp {
+
+class Directory {
+ public:
+  virtual ~Directory() = default;
+
+  // The group exists and is shared with its own members (members see each other's presence).
+  virtual Result<void> ensure_group(const std::string& group) = 0;
+  // The user exists (with a random password that SASL EXTERNAL never uses).
+  virtual Result<void> ensure_user(const std::string& username) = 0;
+  // The user is a member of the group (which must exist).
+  virtual Result<void> add_member(const std::string& username, const std::string& group) = 0;
+  // The user can no longer log in; live sessions are ended.
+  virtual Result<void> disable_user(const std::string& username) = 0;
+  virtual Result<void> delete_user(const std::string& username) = 0;
+  // Proves the directory answers (for /healthz).
+  virtual Result<void> ping() = 0;
+};
+
+// The backend named by `config.type`; Errc::invalid_request for an unknown type or a bad url.
+Result<std::unique_ptr<Directory>> make_directory(const DirectoryConfig& config,
+                                                  const std::string& xmpp_domain);
+
+}  // namespace evpn::ca::xmpp

@@ -1,0 +1,61 @@
+#pragma once
+// Wire format of the CA service's JSON API, shared by evpn-ca and evpn-agent.
+// JSON keys equal the member names.
+
+#include "common/result.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace evpn::protocol {
+
+struct EnrollRequest {
+  std::string token;
+  std::string csr;  // PEM
+};
+
+struct NodeInfo {
+  std::string username;
+  std::string jid;
+  std::string group;
+  std::string overlay;
+};
+
+struct XmppEndpoint {
+  std::string host;
+  std::uint16_t port = 5222;
+  std::string domain;
+  std::string transport = "starttls";
+};
+
+struct EnrollmentResult {
+  std::string certificate;         // PEM
+  std::vector<std::string> chain;  // PEM, intermediates between certificate and root (may be empty)
+  std::string root;                // PEM
+  std::string serial;              // hex
+  std::string not_before;          // RFC 3339
+  std::string not_after;
+  std::string renew_after;
+  std::string server_time;
+  NodeInfo node;
+  XmppEndpoint xmpp;
+};
+
+struct ErrorBody {
+  std::string error;
+  std::string message;
+};
+
+// Parsers never throw: Errc::invalid_request with a message naming the bad field.
+Result<EnrollRequest> parse_enroll_request(std::string_view body);
+std::string to_json(const EnrollRequest& r);
+
+Result<EnrollmentResult> parse_enrollment_result(std::string_view body);
+std::string to_json(const EnrollmentResult& r);
+
+Result<ErrorBody> parse_error_body(std::string_view body);
+std::string to_json(const ErrorBody& e);
+
+}  // namespace evpn::protocol

@@ -1,0 +1,48 @@
+#pragma once
+// Project-wide error and result types: functions that can fail for reasons outside the
+// programmer's control return Result<T>; exceptions are reserved for bugs and start-up.
+
+#include <boost/assert/source_location.hpp>
+#include <boost/system/result.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace evpn {
+
+// What went wrong, in terms a caller can act on. The HTTP layer maps these to statuses.
+enum class Errc {
+  invalid_request,  // the input is malformed or violates policy; retrying will not help
+  unauthorized,     // credentials (token, client certificate) unknown, expired or used up
+  forbidden,        // authenticated, but this name or action is not allowed
+  not_found,
+  conflict,         // the name is held by someone else
+  unavailable,      // a dependency (directory, XMPP server, CA) is down: retry later
+  io,               // local file-system failure
+  internal,         // a bug or an unexpected library failure
+};
+
+const char* to_string(Errc code) noexcept;
+
+// An error code plus a human-readable detail that says what was wrong and how to fix it.
+struct Error {
+  Errc code = Errc::internal;
+  std::string detail;
+};
+
+[[noreturn]] void throw_exception_from_error(const Error& e, const boost::source_location& loc);
+
+template <class T>
+using Result = boost::system::result<T, Error>;
+
+// Shorthand for returning an error: `return fail(Errc::invalid_request, "...")`.
+inline Error fail(Errc code, std::string detail) { return Error{code, std::move(detail)}; }
+
+// Prefixes the detail of an error with context, keeping its code.
+inline Error with_context(Error e, const std::string& context) {
+  e.detail = context + ": " + e.detail;
+  return e;
+}
+
+}  // namespace evpn
