@@ -1,1 +1,91 @@
-int main() { return 0; }
+// evpn-ca: the CA service and its admin commands. Parses the command line and calls one
+// run_<command> per sub-command.
+
+#include "ca-service/app.hpp"
+#include "common/log.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+
+int main(int argc, char** argv) {
+  using namespace evpn::ca;
+  CLI::App app{"evpn-ca: certificate authority and provisioning service for EdgeVPN.io nodes.\n"
+               "Exit codes: 0 success, 1 failure (the message says why), 2 usage error."};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+
+  InitOptions init;
+  auto* init_cmd = app.add_subcommand("init", "create a CA directory: CA key and root, TLS certificate, config, store; "
+                                              "prints the root fingerprint");
+  init_cmd->add_option("--dir", init.dir, "CA directory to create")->required();
+  init_cmd->add_option("--xmpp-domain", init.xmpp_domain, "XMPP domain of the node JIDs")->required();
+  init_cmd->add_option("--xmpp-host", init.xmpp_host, "host nodes connect to for XMPP (default: the domain)");
+  init_cmd->add_option("--xmpp-port", init.xmpp_port, "XMPP client (STARTTLS) port")->capture_default_str();
+  init_cmd->add_option("--directory", init.directory, "XMPP directory backend")
+      ->check(CLI::IsMember({"ejabberd", "openfire", "none"}))
+      ->capture_default_str();
+  init_cmd->add_option("--directory-url", init.directory_url, "directory API URL")->capture_default_str();
+  init_cmd->add_option("--directory-secret-file", init.directory_secret_file, "file holding the directory API secret");
+  init_cmd->add_option("--key-type", init.key_type, "CA key type: ec-p256, rsa-2048 or rsa-3072")->capture_default_str();
+  init_cmd->add_option("--listen", init.listen, "HOST:PORT that `serve` listens on")->capture_default_str();
+  init_cmd->add_option("--hostname", init.hostnames,
+                       "name in the service's TLS certificate (repeatable; default: localhost, 127.0.0.1)");
+
+  ServeOptions serve;
+  auto* serve_cmd = app.add_subcommand("serve", "run the HTTPS enrollment service until SIGTERM");
+  serve_cmd->add_option("--dir", serve.dir, "CA directory")->required();
+
+  FingerprintOptions fingerprint;
+  auto* fingerprint_cmd = app.add_subcommand("fingerprint", "print the root's SHA-256 fingerprint (64 hex chars)");
+  fingerprint_cmd->add_option("--dir", fingerprint.dir, "CA directory")->required();
+
+  auto* group_cmd = app.add_subcommand("group", "manage groups (group <-> EdgeVPN overlay)");
+  group_cmd->require_subcommand(1);
+  GroupAddOptions group_add;
+  auto* group_add_cmd = group_cmd->add_subcommand("add", "add a group bound to an overlay");
+  group_add_cmd->add_option("--dir", group_add.dir, "CA directory")->required();
+  group_add_cmd->add_option("--name", group_add.name, "group name (the XMPP shared roster group)")->required();
+  group_add_cmd->add_option("--overlay", group_add.overlay, "EdgeVPN overlay id, e.g. 101000F")->required();
+  group_add_cmd->add_option("--lifetime", group_add.lifetime, "certificate lifetime, e.g. 30d, 12h, 5m (minimum 1m)")
+      ->capture_default_str();
+
+  auto* token_cmd = app.add_subcommand("token", "manage enrollment tokens");
+  token_cmd->require_subcommand(1);
+  TokenCreateOptions token_create;
+  auto* token_create_cmd = token_cmd->add_subcommand("create", "create a token; prints the token alone");
+  token_create_cmd->add_option("--dir", token_create.dir, "CA directory")->required();
+  token_create_cmd->add_option("--group", token_create.group, "group the token enrolls into")->required();
+  token_create_cmd->add_option("--username", token_create.username, "allow only this username (default: any)");
+  token_create_cmd->add_option("--ttl", token_create.ttl, "time until the token expires")->capture_default_str();
+  token_create_cmd->add_option("--uses", token_create.uses, "number of enrollments allowed")->capture_default_str();
+
+  ServerCertOptions server_cert;
+  auto* server_cert_cmd =
+      app.add_subcommand("server-cert", "issue a TLS server certificate (e.g. for the XMPP server) from the root");
+  server_cert_cmd->add_option("--dir", server_cert.dir, "CA directory")->required();
+  server_cert_cmd->add_option("--name", server_cert.names, "DNS name or IP (repeatable; the XMPP domain first)")
+      ->required();
+  server_cert_cmd->add_option("--out", server_cert.out, "output prefix: writes PREFIX.crt, PREFIX.key, PREFIX.pem")
+      ->required();
+  server_cert_cmd->add_option("--lifetime", server_cert.lifetime, "certificate lifetime")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? EXIT_SUCCESS : 2;
+  }
+  evpn::init_logging("evpn-ca", log_level);
+  try {
+    if (*init_cmd) return run_init(init);
+    if (*serve_cmd) return run_serve(serve);
+    if (*fingerprint_cmd) return run_fingerprint(fingerprint);
+    if (*group_add_cmd) return run_group_add(group_add);
+    if (*token_create_cmd) return run_token_create(token_create);
+    if (*server_cert_cmd) return run_server_cert(server_cert);
+  } catch (const std::exception& e) {
+    spdlog::critical("unexpected failure: {}", e.what());
+  }
+  return EXIT_FAILURE;
+}

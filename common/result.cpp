@@ -1,5 +1,7 @@
 #include "common/result.hpp"
 
+#include <ostream>
+
 namespace evpn {
 
 const char* to_string(Errc code) noexcept {
@@ -15,6 +17,8 @@ const char* to_string(Errc code) noexcept {
   }
   return "internal";
 }
+
+std::ostream& operator<<(std::ostream& os, const Error& e) { return os << to_string(e.code) << ": " << e.detail; }
 
 void throw_exception_from_error(const Error& e, const boost::source_location&) {
   throw std::runtime_error(std::string(to_string(e.code)) + ": " + e.detail);

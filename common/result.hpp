@@ -5,6 +5,7 @@
 #include <boost/assert/source_location.hpp>
 #include <boost/system/result.hpp>
 
+#include <iosfwd>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -30,6 +31,9 @@ struct Error {
   Errc code = Errc::internal;
   std::string detail;
 };
+
+// "<code>: <detail>" (lets test frameworks print a failed Result).
+std::ostream& operator<<(std::ostream& os, const Error& e);
 
 [[noreturn]] void throw_exception_from_error(const Error& e, const boost::source_location& loc);
 

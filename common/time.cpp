@@ -21,13 +21,20 @@ Result<TimePoint> parse_rfc3339(std::string_view text) {
   std::tm tm{};
   char tail = 0;
   std::string s(text);
+  const auto refused = [&] {
+    return fail(Errc::invalid_request, "'" + s + "' is not an RFC 3339 UTC time like 2026-01-31T12:00:00Z");
+  };
   if (s.size() != 20 || std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon,
                                     &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &tail) != 7 ||
       tail != 'Z')
-    return fail(Errc::invalid_request, "'" + s + "' is not an RFC 3339 UTC time like 2026-01-31T12:00:00Z");
+    return refused();
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
-  return from_unix(static_cast<long long>(timegm(&tm)));
+  const TimePoint t = from_unix(static_cast<long long>(timegm(&tm)));
+  // sscanf skips blanks and accepts signs, and timegm rolls "02-30" over into March: only the
+  // canonical spelling of the time it denotes is accepted.
+  if (to_rfc3339(t) != s) return refused();
+  return t;
 }
 
 Result<std::chrono::seconds> parse_duration(std::string_view text) {

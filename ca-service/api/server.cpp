@@ -1,0 +1,261 @@
+#include "ca-service/api/server.hpp"
+
+#include "common/log.hpp"
+#include "common/protocol/enrollment.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <algorithm>
+#include <array>
+#include <csignal>
+#include <set>
+#include <tuple>
+
+namespace evpn::ca::api {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+constexpr auto as_result = asio::as_tuple(asio::use_awaitable);
+
+// How much of an oversized request is read and thrown away after the 413 answer.
+constexpr std::size_t drain_limit = 1 << 20;
+
+// State of one server; only the I/O thread touches it.
+struct Shared {
+  const ServerOptions& options;
+  Handler handler;
+  ssl::context& tls;
+  asio::thread_pool& workers;
+  int connections = 0;
+  bool stopping = false;
+  // Connections waiting for their peer (handshake, next request, close). Stopping cancels them;
+  // connections whose request is being handled or answered finish first.
+  std::set<beast::tcp_stream*> waiting{};
+};
+
+// Registers a connection in Shared::waiting for the lifetime of the guard.
+class Waiting {
+ public:
+  Waiting(Shared& shared, beast::tcp_stream& stream) : shared_(shared), stream_(stream) {
+    shared_.waiting.insert(&stream_);
+  }
+  ~Waiting() { shared_.waiting.erase(&stream_); }
+  Waiting(const Waiting&) = delete;
+  Waiting& operator=(const Waiting&) = delete;
+
+ private:
+  Shared& shared_;
+  beast::tcp_stream& stream_;
+};
+
+Response too_large(std::size_t limit, unsigned http_version) {
+  Response response{http::status::payload_too_large, http_version};
+  response.set(http::field::content_type, "application/json");
+  response.keep_alive(false);
+  response.body() = protocol::to_json(
+      protocol::ErrorBody{"payload_too_large", "request body is larger than " + std::to_string(limit) + " bytes"});
+  response.prepare_payload();
+  return response;
+}
+
+void log_exception(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("connection task failed: {}", ex.what());
+  }
+}
+
+// Runs on a worker thread, so the handler may block on SQLite, fsync or the directory.
+asio::awaitable<Response> handle(const Handler& handler, const Request& request, const RequestContext& context) {
+  std::string failure;
+  try {
+    co_return handler(request, context);
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  co_return error_response(fail(Errc::internal, "the handler of " + std::string(request.method_string()) + " " +
+                                                    std::string(request.target()) + " from " +
+                                                    context.client_address + " threw: " + failure),
+                           request.version(), request.keep_alive());
+}
+
+// Answers 413, then reads and throws away what the client still sends: closing a socket with
+// unread data resets the connection, and the client could lose the answer.
+asio::awaitable<void> refuse_too_large(Shared& shared, TlsStream& stream, unsigned http_version) {
+  auto& tcp_stream = beast::get_lowest_layer(stream);
+  Response response = too_large(shared.options.body_limit, http_version);
+  tcp_stream.expires_after(shared.options.io_timeout);
+  auto [write_error, written] = co_await http::async_write(stream, response, as_result);
+  if (write_error) co_return;
+  std::array<char, 16 * 1024> scratch;
+  for (std::size_t drained = 0; drained < drain_limit && !shared.stopping;) {
+    Waiting waiting(shared, tcp_stream);
+    tcp_stream.expires_after(shared.options.io_timeout);
+    auto [read_error, read] = co_await stream.async_read_some(asio::buffer(scratch), as_result);
+    if (read_error) co_return;
+    drained += read;
+  }
+}
+
+asio::awaitable<void> session(Shared& shared, tcp::socket socket) {
+  struct Release {
+    Shared& shared;
+    ~Release() { --shared.connections; }
+  } release{shared};
+
+  error_code ec;
+  RequestContext context{socket.remote_endpoint(ec).address().to_string()};
+  TlsStream stream(std::move(socket), shared.tls);
+  auto& tcp_stream = beast::get_lowest_layer(stream);
+  const auto timeout = shared.options.io_timeout;
+
+  if (shared.stopping) co_return;
+  {
+    Waiting waiting(shared, tcp_stream);
+    tcp_stream.expires_after(timeout);
+    std::tie(ec) = co_await stream.async_handshake(ssl::stream_base::server, as_result);
+  }
+  if (ec) {
+    spdlog::debug("TLS handshake with {} failed: {}", context.client_address, ec.message());
+    co_return;
+  }
+
+  beast::flat_buffer buffer;
+  for (bool keep_alive = true; keep_alive && !shared.stopping;) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(shared.options.body_limit);
+    parser.header_limit(static_cast<std::uint32_t>(shared.options.header_limit));
+    {
+      Waiting waiting(shared, tcp_stream);
+      tcp_stream.expires_after(timeout);
+      std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, parser, as_result);
+    }
+    if (ec == http::error::end_of_stream) break;
+    if (ec == http::error::body_limit) {
+      spdlog::warn("refused a request from {}: body over {} bytes", context.client_address, shared.options.body_limit);
+      co_await refuse_too_large(shared, stream, parser.get().version());
+      co_return;
+    }
+    if (ec) {
+      spdlog::debug("reading a request from {} failed: {}", context.client_address, ec.message());
+      co_return;
+    }
+
+    Request request = parser.release();
+    Response response = co_await asio::co_spawn(shared.workers, handle(shared.handler, request, context),
+                                                asio::use_awaitable);
+    keep_alive = request.keep_alive() && !shared.stopping;
+    response.version(request.version());
+    response.keep_alive(keep_alive);
+    response.prepare_payload();
+    tcp_stream.expires_after(timeout);
+    std::tie(ec, std::ignore) = co_await http::async_write(stream, response, as_result);
+    if (ec) {
+      spdlog::debug("writing the answer to {} failed: {}", context.client_address, ec.message());
+      co_return;
+    }
+  }
+
+  // On shutdown the peer's close_notify is not awaited: the answers are complete without it.
+  if (shared.stopping) co_return;
+  Waiting waiting(shared, tcp_stream);
+  tcp_stream.expires_after(timeout);
+  co_await stream.async_shutdown(as_result);
+}
+
+asio::awaitable<void> accept_loop(Shared& shared, tcp::acceptor& acceptor) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(as_result);
+    if (shared.stopping) co_return;
+    if (ec) {
+      // Typically out of file descriptors: pause instead of spinning on the error.
+      spdlog::warn("accepting a connection failed: {}", ec.message());
+      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
+      co_await pause.async_wait(as_result);
+      continue;
+    }
+    if (shared.connections >= shared.options.max_connections) {
+      error_code ignored;
+      spdlog::warn("refusing a connection from {}: {} connections are open (max_connections)",
+                   socket.remote_endpoint(ignored).address().to_string(), shared.connections);
+      socket.close(ignored);
+      continue;
+    }
+    ++shared.connections;
+    asio::co_spawn(acceptor.get_executor(), session(shared, std::move(socket)), log_exception);
+  }
+}
+
+}  // namespace
+
+Result<void> serve(const ServerOptions& options, Handler handler) {
+  ssl::context tls{ssl::context::tls_server};
+  tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                  ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+  error_code ec;
+  tls.use_certificate_chain(asio::buffer(options.cert_chain_pem), ec);
+  if (ec)
+    return fail(Errc::invalid_request, "the service's TLS certificate is not a usable PEM chain: " + ec.message());
+  tls.use_private_key(asio::buffer(options.key_pem), ssl::context::pem, ec);
+  if (ec)
+    return fail(Errc::invalid_request,
+                "the service's TLS key is not a usable PEM key for its certificate: " + ec.message());
+
+  asio::io_context ioc{1};
+  // Installed before the port opens, so that whoever sees the port open can stop the server.
+  asio::signal_set signals(ioc, SIGINT, SIGTERM);
+
+  const std::string where = options.host + ":" + std::to_string(options.port);
+  auto cannot_listen = [&](const error_code& e) {
+    return fail(Errc::unavailable, "cannot listen on " + where + ": " + e.message());
+  };
+  tcp::resolver resolver(ioc);
+  auto endpoints = resolver.resolve(options.host, std::to_string(options.port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec) return cannot_listen(ec);
+  tcp::endpoint endpoint = *endpoints.begin();
+  tcp::acceptor acceptor(ioc);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return cannot_listen(ec);
+
+  asio::thread_pool workers(std::max(1u, options.worker_threads));
+  Shared shared{options, std::move(handler), tls, workers};
+  signals.async_wait([&](const error_code& e, int signal) {
+    if (e) return;
+    spdlog::info("signal {}: no longer accepting connections, finishing open requests", signal);
+    shared.stopping = true;
+    acceptor.close();
+    for (beast::tcp_stream* stream : shared.waiting) stream->cancel();
+  });
+  asio::co_spawn(ioc, accept_loop(shared, acceptor), log_exception);
+  spdlog::info("listening on https://{}:{}", options.host, acceptor.local_endpoint().port());
+  ioc.run();
+  workers.join();
+  spdlog::info("stopped");
+  return {};
+}
+
+}  // namespace evpn::ca::api

@@ -1,0 +1,178 @@
+#include "ca-service/signing/signer.hpp"
+
+#include "common/crypto/openssl_error.hpp"
+
+#include <openssl/bn.h>
+
+
+namespace evpn::ca::signing {
+
+using namespace evpn::crypto;
+
+namespace {
+
+// Devices without a real-time clock may be a few minutes behind.
+constexpr std::chrono::seconds backdate{5 * 60};
+constexpr std::chrono::seconds root_lifetime{10LL * 365 * 86400};
+
+Error build_failure(const char* what) { return openssl_failure(Errc::internal, std::string("cannot ") + what); }
+
+// A new certificate with a random positive 128-bit serial, validity [now - 5 min, now + lifetime],
+// subject CN=<cn>, issuer `issuer` (nullptr: self) and the subject's public key.
+Result<X509Ptr> new_certificate(const std::string& cn, const X509* issuer, EVP_PKEY* subject_key,
+                                std::chrono::seconds lifetime, TimePoint now) {
+  X509Ptr cert(X509_new());
+  X509Name subject(X509_NAME_new());
+  const std::string serial_bytes = random_bytes(16);
+  BigNum serial(BN_bin2bn(reinterpret_cast<const unsigned char*>(serial_bytes.data()), 16, nullptr));
+  if (!cert || !subject || !serial || X509_set_version(cert.get(), X509_VERSION_3) != 1 ||
+      !BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) ||
+      X509_NAME_add_entry_by_txt(subject.get(), "CN", MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(cn.data()), static_cast<int>(cn.size()),
+                                 -1, 0) != 1 ||
+      X509_set_subject_name(cert.get(), subject.get()) != 1 ||
+      X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : subject.get()) != 1 ||
+      !ASN1_TIME_set(X509_getm_notBefore(cert.get()), static_cast<time_t>(to_unix(now - backdate))) ||
+      !ASN1_TIME_set(X509_getm_notAfter(cert.get()), static_cast<time_t>(to_unix(now + lifetime))) ||
+      X509_set_pubkey(cert.get(), subject_key) != 1)
+    return build_failure("build a certificate");
+  return cert;
+}
+
+// Adds an extension given in OpenSSL's configuration syntax, e.g. "critical,CA:FALSE".
+Result<void> add_extension(X509* cert, const X509* issuer, int nid, const char* value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, const_cast<X509*>(issuer ? issuer : cert), cert, nullptr, nullptr, 0);
+  X509Ext ext(X509V3_EXT_nconf_nid(nullptr, &ctx, nid, value));
+  if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) return build_failure("add a certificate extension");
+  return {};
+}
+
+Result<void> add_extensions(X509* cert, const X509* issuer,
+                            std::initializer_list<std::pair<int, const char*>> extensions) {
+  for (const auto& [nid, value] : extensions)
+    if (auto r = add_extension(cert, issuer, nid, value); !r) return r;
+  return {};
+}
+
+// Builds the subjectAltName from GENERAL_NAMEs directly rather than from configuration text,
+// so that no name can inject extra entries.
+Result<void> add_subject_alt_names(X509* cert, GENERAL_NAMES* names) {
+  if (X509_add1_ext_i2d(cert, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) != 1)
+    return build_failure("add the subjectAltName");
+  return {};
+}
+
+Result<void> push_name(GENERAL_NAMES* names, GENERAL_NAME* name) {
+  if (!name || !sk_GENERAL_NAME_push(names, name)) {
+    GENERAL_NAME_free(name);
+    return build_failure("build a subjectAltName entry");
+  }
+  return {};
+}
+
+GENERAL_NAME* xmpp_addr_name(const std::string& jid) {
+  GENERAL_NAME* gn = GENERAL_NAME_new();
+  ASN1_TYPE* value = ASN1_TYPE_new();
+  ASN1_UTF8STRING* text = ASN1_UTF8STRING_new();
+  if (!gn || !value || !text || ASN1_STRING_set(text, jid.data(), static_cast<int>(jid.size())) != 1) {
+    GENERAL_NAME_free(gn);
+    ASN1_TYPE_free(value);
+    ASN1_UTF8STRING_free(text);
+    return nullptr;
+  }
+  ASN1_TYPE_set(value, V_ASN1_UTF8STRING, text);
+  if (GENERAL_NAME_set0_othername(gn, OBJ_nid2obj(NID_XmppAddr), value) != 1) {
+    GENERAL_NAME_free(gn);
+    ASN1_TYPE_free(value);
+    return nullptr;
+  }
+  return gn;
+}
+
+GENERAL_NAME* dns_or_ip_name(const std::string& name) {
+  if (ASN1_OCTET_STRING* ip = a2i_IPADDRESS(name.c_str())) {
+    GENERAL_NAME* gn = GENERAL_NAME_new();
+    if (gn) GENERAL_NAME_set0_value(gn, GEN_IPADD, ip);
+    else ASN1_OCTET_STRING_free(ip);
+    return gn;
+  }
+  drain_openssl_errors();
+  GENERAL_NAME* gn = GENERAL_NAME_new();
+  ASN1_IA5STRING* dns = ASN1_IA5STRING_new();
+  if (!gn || !dns || ASN1_STRING_set(dns, name.data(), static_cast<int>(name.size())) != 1) {
+    GENERAL_NAME_free(gn);
+    ASN1_IA5STRING_free(dns);
+    return nullptr;
+  }
+  GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
+  return gn;
+}
+
+Result<Certificate> sign(X509Ptr cert, const Key& key) {
+  if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0) return build_failure("sign a certificate");
+  return Certificate(std::move(cert));
+}
+
+}  // namespace
+
+Signer::Signer(Key ca_key, Certificate root) : key_(std::move(ca_key)), root_(std::move(root)) {}
+
+Result<Certificate> Signer::create_root(const Key& ca_key, const std::string& common_name, TimePoint now) {
+  auto cert = new_certificate(common_name, nullptr, ca_key.get(), root_lifetime, now);
+  if (!cert) return cert.error();
+  if (auto r = add_extensions(cert->get(), nullptr,
+                              {{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
+                               {NID_key_usage, "critical,keyCertSign,cRLSign"},
+                               {NID_subject_key_identifier, "hash"}});
+      !r)
+    return r.error();
+  return sign(std::move(*cert), ca_key);
+}
+
+Result<Certificate> Signer::issue_node(EVP_PKEY* subject_key, const NodeProfile& profile, TimePoint now) const {
+  auto cert = new_certificate(profile.username, root_.get(), subject_key, profile.lifetime, now);
+  if (!cert) return cert.error();
+  // keyEncipherment only means something for RSA key transport.
+  const char* key_usage =
+      EVP_PKEY_is_a(subject_key, "RSA") ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature";
+  if (auto r = add_extensions(cert->get(), root_.get(),
+                              {{NID_basic_constraints, "critical,CA:FALSE"},
+                               {NID_key_usage, key_usage},
+                               {NID_ext_key_usage, "clientAuth"},
+                               {NID_subject_key_identifier, "hash"},
+                               {NID_authority_key_identifier, "keyid:always"}});
+      !r)
+    return r.error();
+  GeneralNames names(sk_GENERAL_NAME_new_null());
+  if (!names) return build_failure("build the subjectAltName");
+  if (auto r = push_name(names.get(), xmpp_addr_name(profile.username + "@" + profile.xmpp_domain)); !r)
+    return r.error();
+  if (auto r = add_subject_alt_names(cert->get(), names.get()); !r) return r.error();
+  return sign(std::move(*cert), key_);
+}
+
+Result<Certificate> Signer::issue_server(EVP_PKEY* subject_key, const std::vector<std::string>& names,
+                                         std::chrono::seconds lifetime, TimePoint now) const {
+  if (names.empty()) return fail(Errc::invalid_request, "a server certificate needs at least one name");
+  auto cert = new_certificate(names.front(), root_.get(), subject_key, lifetime, now);
+  if (!cert) return cert.error();
+  const char* key_usage =
+      EVP_PKEY_is_a(subject_key, "RSA") ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature";
+  if (auto r = add_extensions(cert->get(), root_.get(),
+                              {{NID_basic_constraints, "critical,CA:FALSE"},
+                               {NID_key_usage, key_usage},
+                               {NID_ext_key_usage, "serverAuth"},
+                               {NID_subject_key_identifier, "hash"},
+                               {NID_authority_key_identifier, "keyid:always"}});
+      !r)
+    return r.error();
+  GeneralNames sans(sk_GENERAL_NAME_new_null());
+  if (!sans) return build_failure("build the subjectAltName");
+  for (const auto& name : names)
+    if (auto r = push_name(sans.get(), dns_or_ip_name(name)); !r) return r.error();
+  if (auto r = add_subject_alt_names(cert->get(), sans.get()); !r) return r.error();
+  return sign(std::move(*cert), key_);
+}
+
+}  // namespace evpn::ca::signing

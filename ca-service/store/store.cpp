@@ -1,0 +1,375 @@
+#include "ca-service/store/store.hpp"
+
+#include <sqlite3.h>
+
+#include <string_view>
+#include <utility>
+
+namespace evpn::ca::store {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+// The whole schema, in one place. Times are unix seconds.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE groups (
+  name             TEXT PRIMARY KEY,
+  overlay          TEXT NOT NULL,
+  lifetime_seconds INTEGER NOT NULL,
+  created_at       INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+  id          TEXT PRIMARY KEY,
+  secret_hash TEXT NOT NULL,
+  group_name  TEXT NOT NULL REFERENCES groups(name),
+  username    TEXT,
+  expires_at  INTEGER NOT NULL,
+  uses_left   INTEGER NOT NULL,
+  created_at  INTEGER NOT NULL
+);
+CREATE TABLE certificates (
+  serial     TEXT PRIMARY KEY,
+  username   TEXT NOT NULL,
+  group_name TEXT NOT NULL,
+  not_before INTEGER NOT NULL,
+  not_after  INTEGER NOT NULL,
+  pem        TEXT NOT NULL,
+  status     TEXT NOT NULL CHECK (status IN ('active', 'superseded', 'revoked')),
+  issued_at  INTEGER NOT NULL,
+  token_id   TEXT
+);
+CREATE INDEX certificates_by_username ON certificates(username);
+CREATE TABLE nodes (
+  username       TEXT PRIMARY KEY,
+  group_name     TEXT NOT NULL,
+  current_serial TEXT NOT NULL REFERENCES certificates(serial)
+);
+)sql";
+
+constexpr const char* kTokenRefused =
+    "the enrollment token is unknown, expired or used up; ask the operator for a new one";
+
+struct CloseDb {
+  void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+};
+using DbHandle = std::unique_ptr<sqlite3, CloseDb>;
+
+struct FinalizeStmt {
+  void operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
+};
+using StmtHandle = std::unique_ptr<sqlite3_stmt, FinalizeStmt>;
+
+// Extended result codes are on, so `rc` tells a unique violation from other constraint failures.
+Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
+  std::string detail = std::string(what) + ": " + sqlite3_errmsg(db);
+  if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+    return fail(Errc::unavailable, "the CA store is busy: " + detail + "; retry in a moment");
+  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+    return fail(Errc::conflict, "the CA store refused a duplicate: " + detail);
+  if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+    return fail(Errc::not_found, "the CA store refused a reference to a missing row: " + detail);
+  return fail(Errc::internal, "the CA store failed: " + detail);
+}
+
+// Runs fixed SQL without parameters (pragmas, schema, transaction control).
+Result<void> exec(sqlite3* db, const char* sql) {
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return sqlite_error(db, rc, sql);
+  return {};
+}
+
+// A prepared statement with its parameters bound; reads columns of the current row.
+class Statement {
+ public:
+  template <class... Args>
+  static Result<Statement> prepare(sqlite3* db, const char* sql, const Args&... args) {
+    sqlite3_stmt* raw = nullptr;
+    const int rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr);
+    Statement s(db, StmtHandle(raw));
+    if (rc != SQLITE_OK) return sqlite_error(db, rc, "preparing a query");
+    int index = 0;
+    (s.bind(++index, args), ...);
+    return s;
+  }
+
+  // True when a row is available, false when the statement is done.
+  Result<bool> step() {
+    const int rc = sqlite3_step(stmt_.get());
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return sqlite_error(db_, rc, sqlite3_sql(stmt_.get()));
+  }
+
+  // Runs a statement that returns no rows.
+  Result<void> run() {
+    auto r = step();
+    if (!r) return r.error();
+    return {};
+  }
+
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), col)))
+             : std::string();
+  }
+  std::optional<std::string> optional_text(int col) const {
+    if (sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL) return std::nullopt;
+    return text(col);
+  }
+  long long integer(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
+  TimePoint time(int col) const { return from_unix(integer(col)); }
+
+ private:
+  Statement(sqlite3* db, StmtHandle stmt) : db_(db), stmt_(std::move(stmt)) {}
+
+  // Binding only fails for a wrong index or type, i.e. a bug here; step() would then report it.
+  void bind(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void bind(int i, const std::string& v) { bind(i, std::string_view(v)); }
+  void bind(int i, const char* v) { bind(i, std::string_view(v)); }
+  void bind(int i, const std::optional<std::string>& v) {
+    if (v)
+      bind(i, *v);
+    else
+      sqlite3_bind_null(stmt_.get(), i);
+  }
+  void bind(int i, long long v) { sqlite3_bind_int64(stmt_.get(), i, v); }
+  void bind(int i, int v) { sqlite3_bind_int64(stmt_.get(), i, v); }
+  void bind(int i, TimePoint t) { bind(i, to_unix(t)); }
+  void bind(int i, std::chrono::seconds s) { bind(i, static_cast<long long>(s.count())); }
+
+  sqlite3* db_;
+  StmtHandle stmt_;
+};
+
+// BEGIN IMMEDIATE takes the write lock up front, so two processes never both read a token's
+// uses and then both spend it; the busy timeout makes the second one wait instead of failing.
+// Rolls back unless committed.
+class Transaction {
+ public:
+  static Result<Transaction> begin(sqlite3* db) {
+    if (auto r = exec(db, "BEGIN IMMEDIATE"); !r) return r.error();
+    return Transaction(db);
+  }
+  Transaction(Transaction&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+  Transaction& operator=(Transaction&&) = delete;
+  ~Transaction() {
+    if (db_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
+  Result<void> commit() {
+    if (auto r = exec(db_, "COMMIT"); !r) return r;
+    db_ = nullptr;
+    return {};
+  }
+
+ private:
+  explicit Transaction(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+};
+
+Result<long long> schema_version(sqlite3* db) {
+  auto s = Statement::prepare(db, "PRAGMA user_version");
+  if (!s) return s.error();
+  if (auto row = s->step(); !row) return row.error();
+  return s->integer(0);
+}
+
+Result<void> create_schema(sqlite3* db) {
+  auto tx = Transaction::begin(db);
+  if (!tx) return tx.error();
+  auto found = schema_version(db);
+  if (!found) return found.error();
+  if (*found > kSchemaVersion)
+    return fail(Errc::internal, "the CA store has schema version " + std::to_string(*found) +
+                                    " but this evpn-ca only knows version " + std::to_string(kSchemaVersion) +
+                                    ": it was written by a newer evpn-ca; upgrade evpn-ca");
+  if (*found == 0) {
+    if (auto r = exec(db, kSchema); !r) return r;
+    if (auto r = exec(db, "PRAGMA user_version = 1"); !r) return r;
+  }
+  return tx->commit();
+}
+
+template <class T, class Read>
+Result<std::optional<T>> find_one(Statement& s, Read read) {
+  auto row = s.step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<T>();
+  return std::optional<T>(read(s));
+}
+
+}  // namespace
+
+Result<Store> Store::open(const std::filesystem::path& file) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(file.c_str(), &raw,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  DbHandle db(raw);
+  if (rc != SQLITE_OK)
+    return fail(Errc::io, "cannot open the CA store '" + file.string() +
+                              "': " + (db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc)));
+  sqlite3_extended_result_codes(db.get(), 1);
+  // The busy timeout comes first so that even switching to WAL waits for another process.
+  sqlite3_busy_timeout(db.get(), 5000);
+  if (file != ":memory:") {
+    if (auto r = exec(db.get(), "PRAGMA journal_mode = WAL"); !r) return r.error();
+  }
+  for (const char* pragma : {"PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"}) {
+    if (auto r = exec(db.get(), pragma); !r) return r.error();
+  }
+  if (auto r = create_schema(db.get()); !r) return with_context(r.error(), file.string());
+  return Store(db.release());
+}
+
+Store::Store(sqlite3* db) : db_(db), mutex_(std::make_unique<std::mutex>()) {}
+
+Store::Store(Store&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)), mutex_(std::move(other.mutex_)) {}
+
+Store& Store::operator=(Store&& other) noexcept {
+  if (this != &other) {
+    if (db_) sqlite3_close_v2(db_);
+    db_ = std::exchange(other.db_, nullptr);
+    mutex_ = std::move(other.mutex_);
+  }
+  return *this;
+}
+
+Store::~Store() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+Result<void> Store::add_group(const GroupRecord& group) {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(
+      db_, "INSERT INTO groups(name, overlay, lifetime_seconds, created_at) VALUES(?, ?, ?, ?)", group.name,
+      group.overlay, group.lifetime, now_seconds());
+  if (!s) return s.error();
+  auto r = s->run();
+  if (!r && r.error().code == Errc::conflict)
+    return fail(Errc::conflict, "group '" + group.name + "' already exists");
+  return r;
+}
+
+Result<std::optional<GroupRecord>> Store::find_group(const std::string& name) {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_, "SELECT name, overlay, lifetime_seconds FROM groups WHERE name = ?", name);
+  if (!s) return s.error();
+  return find_one<GroupRecord>(*s, [](const Statement& row) {
+    return GroupRecord{row.text(0), row.text(1), std::chrono::seconds(row.integer(2))};
+  });
+}
+
+Result<void> Store::add_token(const TokenRecord& token) {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_,
+                              "INSERT INTO tokens(id, secret_hash, group_name, username, expires_at, "
+                              "uses_left, created_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                              token.id, token.secret_hash, token.group, token.username, token.expires_at,
+                              token.uses_left, token.created_at);
+  if (!s) return s.error();
+  auto r = s->run();
+  if (!r && r.error().code == Errc::not_found)
+    return fail(Errc::not_found,
+                "group '" + token.group + "' does not exist: create it first with 'evpn-ca group add'");
+  if (!r && r.error().code == Errc::conflict)
+    return fail(Errc::conflict, "a token with id '" + token.id + "' already exists");
+  return r;
+}
+
+Result<std::optional<TokenRecord>> Store::find_token(const std::string& id) {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_,
+                              "SELECT id, secret_hash, group_name, username, expires_at, uses_left, "
+                              "created_at FROM tokens WHERE id = ?",
+                              id);
+  if (!s) return s.error();
+  return find_one<TokenRecord>(*s, [](const Statement& row) {
+    return TokenRecord{row.text(0),          row.text(1), row.text(2),
+                       row.optional_text(3), row.time(4), static_cast<int>(row.integer(5)),
+                       row.time(6)};
+  });
+}
+
+Result<std::optional<NodeRecord>> Store::find_node(const std::string& username) {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_,
+                              "SELECT n.username, n.group_name, n.current_serial, c.not_after, c.status "
+                              "FROM nodes n JOIN certificates c ON c.serial = n.current_serial "
+                              "WHERE n.username = ?",
+                              username);
+  if (!s) return s.error();
+  return find_one<NodeRecord>(*s, [](const Statement& row) {
+    return NodeRecord{row.text(0), row.text(1), row.text(2), row.time(3), row.text(4)};
+  });
+}
+
+Result<void> Store::record_enrollment(const std::string& token_id, const CertificateRecord& cert,
+                                      TimePoint now) {
+  std::lock_guard lock(*mutex_);
+  auto tx = Transaction::begin(db_);
+  if (!tx) return tx.error();
+
+  // The conditions live in the UPDATE itself, so checking and spending are one atomic step.
+  auto spend = Statement::prepare(
+      db_, "UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0 AND expires_at > ?",
+      token_id, now);
+  if (!spend) return spend.error();
+  if (auto r = spend->run(); !r) return r;
+  if (sqlite3_changes(db_) == 0) return fail(Errc::unauthorized, kTokenRefused);
+
+  auto supersede =
+      Statement::prepare(db_,
+                         "UPDATE certificates SET status = 'superseded' WHERE status = 'active' AND serial = "
+                         "(SELECT current_serial FROM nodes WHERE username = ?)",
+                         cert.username);
+  if (!supersede) return supersede.error();
+  if (auto r = supersede->run(); !r) return r;
+
+  auto insert = Statement::prepare(
+      db_,
+      "INSERT INTO certificates(serial, username, group_name, not_before, not_after, pem, status, "
+      "issued_at, token_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      cert.serial, cert.username, cert.group, cert.not_before, cert.not_after, cert.pem, cert.status,
+      cert.issued_at, token_id);
+  if (!insert) return insert.error();
+  if (auto r = insert->run(); !r) {
+    if (r.error().code == Errc::conflict)
+      return fail(Errc::conflict, "a certificate with serial " + cert.serial + " already exists");
+    return r;
+  }
+
+  auto node = Statement::prepare(db_,
+                                 "INSERT INTO nodes(username, group_name, current_serial) VALUES(?, ?, ?) "
+                                 "ON CONFLICT(username) DO UPDATE SET group_name = excluded.group_name, "
+                                 "current_serial = excluded.current_serial",
+                                 cert.username, cert.group, cert.serial);
+  if (!node) return node.error();
+  if (auto r = node->run(); !r) return r;
+
+  return tx->commit();
+}
+
+Result<std::optional<CertificateRecord>> Store::find_certificate(const std::string& serial) {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_,
+                              "SELECT serial, username, group_name, not_before, not_after, pem, status, "
+                              "issued_at FROM certificates WHERE serial = ?",
+                              serial);
+  if (!s) return s.error();
+  return find_one<CertificateRecord>(*s, [](const Statement& row) {
+    return CertificateRecord{row.text(0), row.text(1), row.text(2), row.time(3),
+                             row.time(4), row.text(5), row.text(6), row.time(7)};
+  });
+}
+
+Result<void> Store::ping() {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_, "SELECT count(*) FROM groups");
+  if (!s) return s.error();
+  return s->run();
+}
+
+}  // namespace evpn::ca::store

@@ -1,0 +1,99 @@
+#include "ca-service/xmpp/ejabberd.hpp"
+
+#include "common/crypto/certificate.hpp"
+#include "common/log.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace evpn::ca::xmpp {
+namespace {
+
+using nlohmann::json;
+
+// Keeps the server's answers in messages and logs to one readable line.
+std::string excerpt(const std::string& body) { return body.size() > 300 ? body.substr(0, 300) + "..." : body; }
+
+Result<void> done(const Result<std::string>& answer) {
+  if (!answer) return answer.error();
+  return {};
+}
+
+}  // namespace
+
+EjabberdDirectory::EjabberdDirectory(net::Url api, net::HttpClient client, std::string domain)
+    : api_(std::move(api)), client_(std::move(client)), domain_(std::move(domain)) {}
+
+Result<void> EjabberdDirectory::ensure_group(const std::string& group) {
+  // srg_create overwrites the group's options, so calling it again is harmless; "display" must
+  // name the group itself or members would not see each other.
+  json body{{"group", group},
+            {"host", domain_},
+            {"label", group},
+            {"description", "EdgeVPN overlay group"},
+            {"display", group}};
+  return done(call("srg_create", body.dump()));
+}
+
+Result<void> EjabberdDirectory::ensure_user(const std::string& username) {
+  // SASL EXTERNAL never uses the password; a random one keeps password logins closed.
+  json body{{"user", username}, {"host", domain_}, {"password", crypto::to_hex(crypto::random_bytes(16))}};
+  auto answer = call("register", body.dump());
+  if (!answer && answer.error().code == Errc::conflict) return {};  // the user exists already
+  return done(answer);
+}
+
+Result<void> EjabberdDirectory::add_member(const std::string& username, const std::string& group) {
+  json body{{"user", username}, {"host", domain_}, {"group", group}, {"grouphost", domain_}};
+  return done(call("srg_user_add", body.dump()));
+}
+
+Result<void> EjabberdDirectory::disable_user(const std::string& username) {
+  // Only ends live sessions. ejabberd's EXTERNAL login does not consult the account, so a full
+  // lockout needs the certificate revoked on the XMPP side (a later issue); kick_user is what
+  // mod_http_api offers today.
+  json body{{"user", username}, {"host", domain_}};
+  return done(call("kick_user", body.dump()));
+}
+
+Result<void> EjabberdDirectory::delete_user(const std::string& username) {
+  json body{{"user", username}, {"host", domain_}};
+  if (auto removed = call("unregister", body.dump()); !removed) return removed.error();
+  return done(call("kick_user", body.dump()));
+}
+
+Result<void> EjabberdDirectory::ping() { return done(call("status", "{}")); }
+
+Result<std::string> EjabberdDirectory::call(const std::string& command, const std::string& json_body) {
+  net::HttpRequest request{"POST", net::join(api_, command), {{"Content-Type", "application/json"}}, json_body};
+  const std::string where = net::to_string(api_);
+  // Never log json_body: register carries a password.
+  spdlog::debug("ejabberd: POST {}", net::to_string(request.url));
+  auto response = client_.send(request);
+  if (!response) {
+    Error error = response.error().code == Errc::unavailable
+                      ? fail(Errc::unavailable, "ejabberd at " + where + " is unreachable: " + response.error().detail)
+                      : fail(Errc::internal, "ejabberd at " + where + ": " + response.error().detail);
+    spdlog::warn("{}", error.detail);
+    return error;
+  }
+
+  const int status = response->status;
+  const std::string http = "(HTTP " + std::to_string(status) + "): " + excerpt(response->body);
+  if (status >= 200 && status < 300) return std::move(response->body);
+  if (status == 409) {
+    spdlog::debug("ejabberd: {} answered a conflict {}", command, http);
+    return fail(Errc::conflict, "ejabberd answered " + command + " with a conflict " + http);
+  }
+  Error error;
+  if (status >= 500)
+    error = fail(Errc::unavailable, "ejabberd at " + where + " answered " + command + " with a server error " + http);
+  else if (status == 401 || status == 403 || status == 404)
+    error = fail(Errc::internal, "ejabberd refused " + command + " " + http +
+                                     "; check api_permissions and that mod_http_api and mod_admin_extra are enabled");
+  else
+    error = fail(Errc::internal, "ejabberd rejected " + command + " " + http);
+  spdlog::warn("{}", error.detail);
+  return error;
+}
+
+}  // namespace evpn::ca::xmpp

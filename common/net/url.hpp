@@ -22,4 +22,7 @@ Result<Url> parse_url(std::string_view text);
 // `base` with `path` appended ("https://h:1/api" + "/v1/roots" -> target "/api/v1/roots").
 Url join(Url base, std::string_view path);
 
+// "scheme://host:port/target", with IPv6 hosts in brackets (for messages and logs).
+std::string to_string(const Url& url);
+
 }  // namespace evpn::net

@@ -1,0 +1,225 @@
+#include "tests/support/ejabberd_server.hpp"
+
+#include "common/crypto/certificate.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace evpn::test {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr auto start_timeout = std::chrono::seconds(30);
+
+bool holds_ejabberd(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.path().filename().string().starts_with("ejabberd") &&
+        fs::exists(entry.path() / "ebin" / "ejabberd.app", ec)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The directory holding ejabberd-<version>/ebin, for ERL_LIBS. Debian puts it in the multiarch
+// library directory (/usr/lib/x86_64-linux-gnu), not in Erlang's own lib directory;
+// EVPN_EJABBERD_ERL_LIBS overrides the search.
+std::string ejabberd_erl_libs() {
+  if (const char* env = std::getenv("EVPN_EJABBERD_ERL_LIBS")) return env;
+  std::vector<fs::path> candidates = {"/usr/lib/erlang/lib", "/usr/local/lib/erlang/lib"};
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/usr/lib", ec)) {
+    if (entry.is_directory(ec)) candidates.push_back(entry.path());
+  }
+  const auto found = std::find_if(candidates.begin(), candidates.end(), holds_ejabberd);
+  if (found == candidates.end()) {
+    throw std::runtime_error(
+        "ejabberd's Erlang application (ejabberd-*/ebin/ejabberd.app) was not found under /usr/lib; "
+        "install the ejabberd package or set EVPN_EJABBERD_ERL_LIBS");
+  }
+  return found->string();
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+}  // namespace
+
+EjabberdServer::EjabberdServer(Options options)
+    : options_(std::move(options)), c2s_port_(free_port()), http_port_(free_port()) {
+  if (c2s_port_ == http_port_) http_port_ = free_port();
+}
+
+EjabberdServer::~EjabberdServer() { stop(); }
+
+std::string EjabberdServer::api_url() const {
+  return "http://127.0.0.1:" + std::to_string(http_port_) + "/api";
+}
+
+void EjabberdServer::write_config() const {
+  const auto& o = options_;
+  // tls_verify is what makes ejabberd offer SASL EXTERNAL; the listener's cafile (not the global
+  // ca_file) is what client certificates are checked against; every other mechanism is disabled
+  // so that a login can only succeed through the certificate.
+  std::ofstream yml(o.state_dir / "ejabberd.yml", std::ios::trunc);
+  yml << "loglevel: info\n"
+      << "log_rotate_count: 0\n"
+      << "hosts: [\"" << o.domain << "\"]\n"
+      << "certfiles: [\"" << o.server_pem.string() << "\"]\n"
+      << "ca_file: \"" << o.ca_file.string() << "\"\n"
+      << "listen:\n"
+      << "  - port: " << c2s_port_ << "\n"
+      << "    ip: \"127.0.0.1\"\n"
+      << "    module: ejabberd_c2s\n"
+      << "    max_stanza_size: 262144\n"
+      << "    access: c2s\n"
+      << "    starttls_required: true\n"
+      << "    tls_verify: true\n"
+      << "    cafile: \"" << o.ca_file.string() << "\"\n"
+      << "  - port: " << http_port_ << "\n"
+      << "    ip: \"127.0.0.1\"\n"
+      << "    module: ejabberd_http\n"
+      << "    request_handlers:\n"
+      << "      /api: mod_http_api\n"
+      << "s2s_access: none\n"
+      << "auth_method: [internal]\n"
+      << "auth_password_format: scram\n"
+      << "disable_sasl_mechanisms: [\"PLAIN\", \"SCRAM-SHA-1\", \"SCRAM-SHA-1-PLUS\", \"X-OAUTH2\", "
+         "\"DIGEST-MD5\"]\n"
+      << "acl:\n"
+      << "  loopback:\n"
+      << "    ip: [\"127.0.0.0/8\", \"::1/128\"]\n"
+      << "access_rules:\n"
+      << "  c2s:\n"
+      << "    allow: all\n"
+      << "  trusted_network:\n"
+      << "    allow: loopback\n"
+      << "api_permissions:\n"
+      << "  \"loopback http api\":\n"
+      << "    from: [mod_http_api]\n"
+      << "    who:\n"
+      << "      ip: \"127.0.0.1/8\"\n"
+      << "    what: \"*\"\n"
+      << "modules:\n"
+      << "  mod_admin_extra: {}\n"
+      << "  mod_disco: {}\n"
+      << "  mod_http_api: {}\n"
+      << "  mod_ping: {}\n"
+      << "  mod_roster: {versioning: true}\n"
+      << "  mod_shared_roster: {}\n"
+      << "  mod_stream_mgmt: {}\n";
+  if (!yml) throw std::runtime_error("cannot write " + (o.state_dir / "ejabberd.yml").string());
+}
+
+void EjabberdServer::start() {
+  if (running()) return;
+  if (options_.server_pem.empty() || options_.ca_file.empty() || options_.state_dir.empty()) {
+    throw std::invalid_argument("EjabberdServer needs server_pem, ca_file and state_dir");
+  }
+  const fs::path spool = options_.state_dir / "spool";
+  const fs::path logs = options_.state_dir / "logs";
+  fs::create_directories(spool);
+  fs::create_directories(logs);
+  write_config();
+
+  // Started as the current user with no node name: no epmd, no distribution port, nothing
+  // listening but the two loopback ports above. exec chains erl -> erlexec -> beam.smp, so the
+  // pid we hold is the VM itself.
+  process_.emplace(
+      std::vector<std::string>{"erl", "+K", "true", "+P", "250000", "-noinput", "-mnesia", "dir",
+                               "\"" + spool.string() + "\"", "-s", "ejabberd"},
+      logs / "stdout.log",
+      Environment{{"EJABBERD_CONFIG_PATH", (options_.state_dir / "ejabberd.yml").string()},
+                  {"EJABBERD_LOG_PATH", (logs / "ejabberd.log").string()},
+                  {"ERL_LIBS", ejabberd_erl_libs()},
+                  {"ERL_CRASH_DUMP_BYTES", "0"}},
+      spool);
+
+  const auto deadline = std::chrono::steady_clock::now() + start_timeout;
+  for (;;) {
+    if (!process_->alive()) {
+      const int code = process_->stop();
+      process_.reset();
+      throw std::runtime_error("ejabberd exited with code " + std::to_string(code) +
+                               " while starting; its log:\n" + log_text());
+    }
+    if (api("status").status == 200 && wait_for_port(c2s_port_, std::chrono::milliseconds(0))) {
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      stop();
+      throw std::runtime_error("ejabberd was not ready within 30 s; its log:\n" + log_text());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+void EjabberdServer::stop() {
+  if (!process_) return;
+  process_->stop(SIGTERM, std::chrono::seconds(10));
+  process_.reset();
+}
+
+void EjabberdServer::restart() {
+  stop();
+  start();
+}
+
+bool EjabberdServer::running() { return process_ && process_->alive(); }
+
+std::string EjabberdServer::log_text() const {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options_.state_dir / "logs", ec)) {
+    files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  std::string text;
+  for (const auto& file : files) text += "==> " + file.filename().string() + "\n" + read_file(file);
+  return text;
+}
+
+bool EjabberdServer::wait_for_log(const std::string& text, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (log_text().find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+EjabberdServer::ApiAnswer EjabberdServer::api(const std::string& command,
+                                              const nlohmann::json& args) const {
+  const RunResult r =
+      run({"curl", "-sS", "--noproxy", "*", "--max-time", "10", "-X", "POST", "-H",
+           "Content-Type: application/json", "--data-binary", args.dump(), "-w", "\n%{http_code}",
+           api_url() + "/" + command},
+          std::chrono::seconds(15));
+  const auto last_newline = r.out.rfind('\n');
+  if (r.exit_code != 0 || last_newline == std::string::npos) return {0, r.err};
+  return {std::atoi(r.out.c_str() + last_newline + 1), r.out.substr(0, last_newline)};
+}
+
+void EjabberdServer::register_user(const std::string& user) const {
+  const std::string password = crypto::to_hex(crypto::random_bytes(16));
+  const ApiAnswer a =
+      api("register", {{"user", user}, {"host", options_.domain}, {"password", password}});
+  // 409: the user is already registered, which is what we want.
+  if (a.status != 200 && a.status != 409) {
+    throw std::runtime_error("ejabberd register " + user + " answered " + std::to_string(a.status) +
+                             ": " + a.body);
+  }
+}
+
+}  // namespace evpn::test

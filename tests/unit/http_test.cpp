@@ -1,0 +1,350 @@
+#include "ca-service/api/errors.hpp"
+#include "ca-service/api/server.hpp"
+#include "common/net/https_client.hpp"
+#include "common/net/url.hpp"
+#include "common/protocol/enrollment.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/test_pki.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <stdexcept>
+#include <thread>
+
+namespace {
+
+using namespace evpn;
+using namespace std::chrono_literals;
+namespace http = boost::beast::http;
+using ca::api::Request;
+using ca::api::RequestContext;
+using ca::api::Response;
+using test::TestPki;
+
+// The value of a Result that must hold one; the error detail otherwise.
+template <class T>
+T ok(Result<T> result) {
+  INFO((result ? std::string() : result.error().detail));
+  REQUIRE(result.has_value());
+  return std::move(*result);
+}
+
+// The error of a Result that must hold one.
+template <class T>
+Error error_of(const Result<T>& result) {
+  REQUIRE_FALSE(result.has_value());
+  return result.error();
+}
+
+net::Url url_of(const std::string& text) { return ok(net::parse_url(text)); }
+
+net::HttpRequest get(net::Url url) {
+  net::HttpRequest request;
+  request.url = std::move(url);
+  return request;
+}
+
+net::HttpRequest post(net::Url url, std::string body) {
+  net::HttpRequest request;
+  request.method = "POST";
+  request.url = std::move(url);
+  request.body = std::move(body);
+  return request;
+}
+
+// Echoes what it got as JSON; "/throw" throws and "/busy" answers the unavailable error.
+Response echo(const Request& request, const RequestContext& context) {
+  if (request.target() == "/throw") throw std::runtime_error("handler bug");
+  if (request.target() == "/busy")
+    return ca::api::error_response(fail(Errc::unavailable, "the directory is down"), request.version(),
+                                   request.keep_alive());
+  Response response{http::status::ok, request.version()};
+  response.set(http::field::content_type, "application/json");
+  response.body() = nlohmann::json{{"method", std::string(request.method_string())},
+                                   {"target", std::string(request.target())},
+                                   {"user_agent", std::string(request[http::field::user_agent])},
+                                   {"body_size", request.body().size()},
+                                   {"client", context.client_address}}
+                        .dump();
+  return response;
+}
+
+// `serve` on a free loopback port in a background thread, stopped with SIGTERM.
+class TestServer {
+ public:
+  TestServer(const TestPki& pki, const std::vector<std::string>& names) {
+    auto pair = pki.server(names);
+    options_.port = test::free_port();
+    options_.cert_chain_pem = pair.cert.to_pem();
+    options_.key_pem = pair.key.to_pem();
+    thread_ = std::thread([this] {
+      result_ = ca::api::serve(options_, echo);
+      finished_ = true;
+    });
+    // serve installs its signal handler before it listens, so SIGTERM is safe from here on.
+    if (!test::wait_for_port(options_.port, 10s)) {
+      thread_.join();
+      throw std::runtime_error("the test server did not start: " +
+                               (result_ ? std::string("no error") : result_.error().detail));
+    }
+  }
+  ~TestServer() { stop(); }
+
+  Result<void> stop() {
+    if (thread_.joinable()) {
+      if (!finished_) std::raise(SIGTERM);
+      thread_.join();
+    }
+    return result_;
+  }
+
+  std::uint16_t port() const { return options_.port; }
+  net::Url url(const std::string& host, const std::string& target = "/") const {
+    return url_of("https://" + host + ":" + std::to_string(options_.port) + target);
+  }
+
+ private:
+  ca::api::ServerOptions options_;
+  std::thread thread_;
+  std::atomic<bool> finished_{false};
+  Result<void> result_;
+};
+
+net::HttpClient client_trusting(const std::string& root_pem, bool verify = true) {
+  net::ClientTls tls;
+  tls.ca_pem = root_pem;
+  tls.verify = verify;
+  return net::HttpClient(tls, 10s);
+}
+
+}  // namespace
+
+TEST_CASE("parse_url reads scheme, host, port and target") {
+  auto plain = url_of("http://ejabberd.example:5280/api");
+  CHECK(plain.scheme == "http");
+  CHECK(plain.host == "ejabberd.example");
+  CHECK(plain.port == 5280);
+  CHECK(plain.target == "/api");
+
+  auto https = url_of("HTTPS://ca.example");
+  CHECK(https.scheme == "https");
+  CHECK(https.port == 443);
+  CHECK(https.target == "/");
+
+  CHECK(url_of("http://10.0.0.1").port == 80);
+  CHECK(url_of("https://ca.example?x=1").target == "/?x=1");
+
+  auto v6 = url_of("https://[::1]:8443/v1/roots?a=b");
+  CHECK(v6.host == "::1");
+  CHECK(v6.port == 8443);
+  CHECK(v6.target == "/v1/roots?a=b");
+  CHECK(net::to_string(v6) == "https://[::1]:8443/v1/roots?a=b");
+}
+
+TEST_CASE("parse_url refuses URLs that are not plain http or https") {
+  for (const char* text :
+       {"ftp://ca.example/", "ca.example:8443", "https://user:pw@ca.example/", "https://ca.example/#frag",
+        "https:///v1/roots", "https://:8443/", "https://ca.example:0/", "https://ca.example:65536/",
+        "https://ca.example:84x3/", "https://ca.example:/", "https://[::1/", "https://[not-ipv6]/",
+        "https://ca example/", "https://ca.example/a b", ""}) {
+    INFO(text);
+    auto error = error_of(net::parse_url(text));
+    CHECK(error.code == Errc::invalid_request);
+    CHECK_THAT(error.detail, Catch::Contains(std::string("'") + text + "'"));
+  }
+}
+
+TEST_CASE("join appends a path to the base URL's target") {
+  CHECK(net::join(url_of("http://h:1/api"), "/status").target == "/api/status");
+  CHECK(net::join(url_of("http://h:1/api/"), "/status").target == "/api/status");
+  CHECK(net::join(url_of("http://h:1/api"), "status").target == "/api/status");
+  CHECK(net::join(url_of("https://h"), "/v1/roots").target == "/v1/roots");
+}
+
+TEST_CASE("each error code maps to its HTTP status and a JSON body") {
+  CHECK(ca::api::status_for(Errc::invalid_request) == http::status::bad_request);
+  CHECK(ca::api::status_for(Errc::unauthorized) == http::status::unauthorized);
+  CHECK(ca::api::status_for(Errc::forbidden) == http::status::forbidden);
+  CHECK(ca::api::status_for(Errc::not_found) == http::status::not_found);
+  CHECK(ca::api::status_for(Errc::conflict) == http::status::conflict);
+  CHECK(ca::api::status_for(Errc::unavailable) == http::status::service_unavailable);
+  CHECK(ca::api::status_for(Errc::io) == http::status::internal_server_error);
+  CHECK(ca::api::status_for(Errc::internal) == http::status::internal_server_error);
+
+  auto conflict = ca::api::error_response(fail(Errc::conflict, "node1 belongs to another node"), 11, true);
+  CHECK(conflict.result() == http::status::conflict);
+  CHECK(conflict[http::field::content_type] == "application/json");
+  CHECK(conflict.keep_alive());
+  auto body = ok(protocol::parse_error_body(conflict.body()));
+  CHECK(body.error == "conflict");
+  CHECK(body.message == "node1 belongs to another node");
+
+  auto busy = ca::api::error_response(fail(Errc::unavailable, "directory down"), 11, false);
+  CHECK(busy[http::field::retry_after] == "5");
+  CHECK_FALSE(busy.keep_alive());
+}
+
+TEST_CASE("internal error details stay out of the answer") {
+  auto response = ca::api::error_response(fail(Errc::io, "cannot write /var/lib/evpn-ca/state.db"), 11, false);
+  CHECK(response.result() == http::status::internal_server_error);
+  auto body = ok(protocol::parse_error_body(response.body()));
+  CHECK(body.error == "internal");
+  CHECK(body.message.find("/var/lib") == std::string::npos);
+}
+
+TEST_CASE("the client talks to the server over TLS verified against the pinned root") {
+  TestPki pki;
+  TestServer server(pki, {"127.0.0.1", "localhost"});
+  auto client = client_trusting(pki.root_pem());
+
+  for (const char* host : {"127.0.0.1", "localhost"}) {
+    INFO(host);
+    auto response = ok(client.send(post(server.url(host, "/v1/enroll"), "{\"a\":1}")));
+    CHECK(response.status == 200);
+    CHECK(response.content_type == "application/json");
+    auto echoed = nlohmann::json::parse(response.body);
+    CHECK(echoed["method"] == "POST");
+    CHECK(echoed["target"] == "/v1/enroll");
+    CHECK(echoed["user_agent"] == "evpn-enroll/0.1");
+    CHECK(echoed["body_size"] == 7);
+    CHECK(echoed["client"] == "127.0.0.1");
+  }
+  CHECK(server.stop().has_value());
+}
+
+TEST_CASE("the server answers several requests on one connection and stops while it is idle") {
+  namespace asio = boost::asio;
+  TestPki pki;
+  TestServer server(pki, {"127.0.0.1"});
+  asio::io_context ioc;
+  asio::ssl::context tls(asio::ssl::context::tls_client);
+  tls.add_certificate_authority(asio::buffer(pki.root_pem()));
+  tls.set_verify_mode(asio::ssl::verify_peer);
+  boost::beast::ssl_stream<boost::beast::tcp_stream> stream(ioc, tls);
+  stream.next_layer().connect({asio::ip::make_address("127.0.0.1"), server.port()});
+  stream.handshake(asio::ssl::stream_base::client);
+
+  for (const char* target : {"/first", "/second"}) {
+    http::request<http::empty_body> request{http::verb::get, target, 11};
+    request.set(http::field::host, "127.0.0.1");
+    http::write(stream, request);
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> response;
+    http::read(stream, buffer, response);
+    CHECK(response.result() == http::status::ok);
+    CHECK(response.keep_alive());
+    CHECK(nlohmann::json::parse(response.body())["target"] == target);
+  }
+  CHECK(server.stop().has_value());
+}
+
+TEST_CASE("the client refuses a server whose certificate chains to another root") {
+  TestPki pki;
+  TestPki other;
+  TestServer server(pki, {"127.0.0.1"});
+
+  auto error = error_of(client_trusting(other.root_pem()).send(get(server.url("127.0.0.1"))));
+  CHECK(error.code == Errc::unauthorized);
+  CHECK_THAT(error.detail, Catch::Contains("did not verify against the pinned root"));
+}
+
+TEST_CASE("the client refuses a certificate issued for another host name") {
+  TestPki pki;
+  TestServer server(pki, {"localhost"});
+
+  auto error = error_of(client_trusting(pki.root_pem()).send(get(server.url("127.0.0.1"))));
+  CHECK(error.code == Errc::unauthorized);
+  CHECK_THAT(error.detail, Catch::Contains("mismatch"));
+}
+
+TEST_CASE("a client without verification accepts any server, for fetching roots before pinning") {
+  TestPki pki;
+  TestPki other;
+  TestServer server(pki, {"localhost"});
+
+  auto response = ok(client_trusting(other.root_pem(), false).send(get(server.url("127.0.0.1", "/v1/roots"))));
+  CHECK(response.status == 200);
+}
+
+TEST_CASE("the server answers 413 with a JSON error to a body over 64 KiB") {
+  TestPki pki;
+  TestServer server(pki, {"127.0.0.1"});
+
+  auto response = ok(client_trusting(pki.root_pem())
+                         .send(post(server.url("127.0.0.1", "/v1/enroll"), std::string(64 * 1024 + 1, 'x'))));
+  CHECK(response.status == 413);
+  CHECK(response.content_type == "application/json");
+  auto body = ok(protocol::parse_error_body(response.body));
+  CHECK(body.error == "payload_too_large");
+  CHECK(body.message == "request body is larger than 65536 bytes");
+}
+
+TEST_CASE("a handler that throws gets a 500 JSON answer and the server keeps serving") {
+  TestPki pki;
+  TestServer server(pki, {"127.0.0.1"});
+  auto client = client_trusting(pki.root_pem());
+
+  auto failed = ok(client.send(get(server.url("127.0.0.1", "/throw"))));
+  CHECK(failed.status == 500);
+  auto body = ok(protocol::parse_error_body(failed.body));
+  CHECK(body.error == "internal");
+  CHECK(body.message.find("handler bug") == std::string::npos);
+
+  CHECK(ok(client.send(get(server.url("127.0.0.1", "/")))).status == 200);
+}
+
+TEST_CASE("the client reads Retry-After from a 503 answer") {
+  TestPki pki;
+  TestServer server(pki, {"127.0.0.1"});
+
+  auto response = ok(client_trusting(pki.root_pem()).send(get(server.url("127.0.0.1", "/busy"))));
+  CHECK(response.status == 503);
+  REQUIRE(response.retry_after.has_value());
+  CHECK(*response.retry_after == 5s);
+  auto body = ok(protocol::parse_error_body(response.body));
+  CHECK(body.error == "unavailable");
+  CHECK(body.message == "the directory is down");
+}
+
+TEST_CASE("the client reports a port where nothing listens as unavailable") {
+  TestPki pki;
+  auto url = url_of("https://127.0.0.1:" + std::to_string(test::free_port()) + "/v1/roots");
+
+  auto error = error_of(client_trusting(pki.root_pem()).send(get(url)));
+  CHECK(error.code == Errc::unavailable);
+  CHECK_THAT(error.detail, Catch::Contains("cannot reach " + net::to_string(url)));
+}
+
+TEST_CASE("the client gives up on a server that never answers") {
+  // The kernel completes the connection, but nobody accepts it or speaks TLS.
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor silent(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  auto url = url_of("https://127.0.0.1:" + std::to_string(silent.local_endpoint().port()) + "/");
+
+  auto error = error_of(net::HttpClient(net::ClientTls{}, 300ms).send(get(url)));
+  CHECK(error.code == Errc::unavailable);
+  CHECK_THAT(error.detail, Catch::Contains("no answer within 300 ms"));
+}
+
+TEST_CASE("serve reports an address it cannot bind as unavailable") {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor taken(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  TestPki pki;
+  auto pair = pki.server({"127.0.0.1"});
+  ca::api::ServerOptions options;
+  options.port = taken.local_endpoint().port();
+  options.cert_chain_pem = pair.cert.to_pem();
+  options.key_pem = pair.key.to_pem();
+
+  auto error = error_of(ca::api::serve(options, echo));
+  CHECK(error.code == Errc::unavailable);
+  CHECK_THAT(error.detail, Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(options.port)));
+}

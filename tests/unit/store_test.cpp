@@ -1,0 +1,311 @@
+#include "ca-service/store/store.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+// Catch2 cannot print boost::system::result by itself; show the error when a check fails.
+template <class T>
+struct Catch::StringMaker<evpn::Result<T>> {
+  static std::string convert(const evpn::Result<T>& r) {
+    return r ? "ok" : std::string(evpn::to_string(r.error().code)) + ": " + r.error().detail;
+  }
+};
+
+using namespace evpn;
+using namespace evpn::ca::store;
+
+namespace {
+
+const TimePoint kNow = from_unix(1'800'000'000);
+
+// A fresh directory for database files, removed with everything in it (-wal, -shm) at the end.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path = std::filesystem::temp_directory_path() /
+           ("evpn-store-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::filesystem::path db() const { return path / "state.db"; }
+};
+
+Store open_store(const std::filesystem::path& file = ":memory:") {
+  auto store = Store::open(file);
+  REQUIRE(store);
+  return std::move(*store);
+}
+
+TokenRecord token(const std::string& id, int uses, TimePoint expires_at = kNow + std::chrono::hours(24)) {
+  return TokenRecord{id, std::string(64, 'a'), "lab", std::nullopt, expires_at, uses, kNow};
+}
+
+CertificateRecord certificate(const std::string& serial, const std::string& username) {
+  CertificateRecord c;
+  c.serial = serial;
+  c.username = username;
+  c.group = "lab";
+  c.not_before = kNow - std::chrono::minutes(5);
+  c.not_after = kNow + std::chrono::days(30);
+  c.pem = "-----BEGIN CERTIFICATE-----\n" + serial + "\n-----END CERTIFICATE-----\n";
+  c.issued_at = kNow;
+  return c;
+}
+
+// A store with group "lab" and the given tokens.
+void seed(Store& store, const std::vector<TokenRecord>& tokens) {
+  REQUIRE(store.add_group({"lab", "overlay1", std::chrono::days(30)}));
+  for (const auto& t : tokens) REQUIRE(store.add_token(t));
+}
+
+int uses_left(Store& store, const std::string& id) {
+  auto t = store.find_token(id);
+  REQUIRE(t);
+  REQUIRE(*t);
+  return (*t)->uses_left;
+}
+
+bool has_certificate(Store& store, const std::string& serial) {
+  auto c = store.find_certificate(serial);
+  REQUIRE(c);
+  return c->has_value();
+}
+
+}  // namespace
+
+TEST_CASE("store creates its schema and keeps data across reopening a file") {
+  TempDir dir;
+  {
+    Store store = open_store(dir.db());
+    TokenRecord t = token("0123456789abcdef", 2);
+    t.username = "node1";
+    seed(store, {t});
+    REQUIRE(store.record_enrollment(t.id, certificate("01", "node1"), kNow));
+    REQUIRE(store.ping());
+  }
+  Store store = open_store(dir.db());
+
+  auto group = store.find_group("lab");
+  REQUIRE(group);
+  REQUIRE(*group);
+  CHECK((*group)->overlay == "overlay1");
+  CHECK((*group)->lifetime == std::chrono::days(30));
+
+  auto t = store.find_token("0123456789abcdef");
+  REQUIRE(t);
+  REQUIRE(*t);
+  CHECK((*t)->secret_hash == std::string(64, 'a'));
+  CHECK((*t)->group == "lab");
+  CHECK((*t)->username == std::optional<std::string>("node1"));
+  CHECK((*t)->expires_at == kNow + std::chrono::hours(24));
+  CHECK((*t)->created_at == kNow);
+  CHECK((*t)->uses_left == 1);
+
+  auto c = store.find_certificate("01");
+  REQUIRE(c);
+  REQUIRE(*c);
+  const CertificateRecord expected = certificate("01", "node1");
+  CHECK((*c)->username == "node1");
+  CHECK((*c)->group == "lab");
+  CHECK((*c)->not_before == expected.not_before);
+  CHECK((*c)->not_after == expected.not_after);
+  CHECK((*c)->pem == expected.pem);
+  CHECK((*c)->status == "active");
+  CHECK((*c)->issued_at == kNow);
+
+  auto node = store.find_node("node1");
+  REQUIRE(node);
+  REQUIRE(*node);
+  CHECK((*node)->group == "lab");
+  CHECK((*node)->current_serial == "01");
+  CHECK((*node)->not_after == expected.not_after);
+  CHECK((*node)->status == "active");
+}
+
+TEST_CASE("store refuses a database written by a newer schema version") {
+  TempDir dir;
+  { open_store(dir.db()); }
+  // user_version is the big-endian 32-bit integer at offset 60 of the database header
+  // (the WAL was checkpointed into the file when the last connection closed).
+  {
+    std::fstream f(dir.db(), std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f);
+    f.seekp(63);
+    f.put(2);
+  }
+  auto store = Store::open(dir.db());
+  REQUIRE_FALSE(store);
+  CHECK(store.error().detail.find("schema version 2") != std::string::npos);
+  CHECK(store.error().detail.find("upgrade evpn-ca") != std::string::npos);
+}
+
+TEST_CASE("store reports a file it cannot open") {
+  TempDir dir;
+  auto store = Store::open(dir.path / "missing" / "state.db");
+  REQUIRE_FALSE(store);
+  CHECK(store.error().code == Errc::io);
+  CHECK(store.error().detail.find("missing") != std::string::npos);
+}
+
+TEST_CASE("store refuses a second group with the same name") {
+  Store store = open_store();
+  REQUIRE(store.add_group({"lab", "overlay1", std::chrono::days(30)}));
+  auto again = store.add_group({"lab", "overlay2", std::chrono::days(7)});
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == Errc::conflict);
+  CHECK(again.error().detail == "group 'lab' already exists");
+  CHECK((*store.find_group("lab"))->overlay == "overlay1");
+}
+
+TEST_CASE("store refuses a token for a group that does not exist") {
+  Store store = open_store();
+  auto r = store.add_token(token("0123456789abcdef", 1));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::not_found);
+  CHECK(r.error().detail.find("group 'lab' does not exist") != std::string::npos);
+}
+
+TEST_CASE("store answers nothing for names it does not know") {
+  Store store = open_store();
+  CHECK(store.find_group("nope").value() == std::nullopt);
+  CHECK(store.find_token("nope").value() == std::nullopt);
+  CHECK_FALSE(store.find_node("nope").value().has_value());
+  CHECK_FALSE(store.find_certificate("nope").value().has_value());
+}
+
+TEST_CASE("store spends exactly one use of a token per enrollment") {
+  Store store = open_store();
+  seed(store, {token("t1", 3)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+  CHECK(uses_left(store, "t1") == 2);
+  REQUIRE(store.record_enrollment("t1", certificate("02", "node2"), kNow));
+  CHECK(uses_left(store, "t1") == 1);
+}
+
+TEST_CASE("store refuses to spend a token with no uses left") {
+  Store store = open_store();
+  seed(store, {token("t1", 1)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+
+  auto r = store.record_enrollment("t1", certificate("02", "node1"), kNow);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::unauthorized);
+  CHECK(r.error().detail.find("unknown, expired or used up") != std::string::npos);
+  CHECK_FALSE(has_certificate(store, "02"));
+  CHECK((*store.find_node("node1"))->current_serial == "01");
+  CHECK((*store.find_certificate("01"))->status == "active");
+  CHECK(uses_left(store, "t1") == 0);
+}
+
+TEST_CASE("store refuses an expired or unknown token") {
+  Store store = open_store();
+  seed(store, {token("t1", 5, kNow)});
+  for (const char* id : {"t1", "unknown"}) {
+    auto r = store.record_enrollment(id, certificate("01", "node1"), kNow);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == Errc::unauthorized);
+  }
+  CHECK_FALSE(has_certificate(store, "01"));
+  CHECK_FALSE(store.find_node("node1").value().has_value());
+  CHECK(uses_left(store, "t1") == 5);
+  // One second earlier the same token is still valid.
+  CHECK(store.record_enrollment("t1", certificate("01", "node1"), kNow - std::chrono::seconds(1)));
+}
+
+TEST_CASE("store rolls back the token use when the certificate serial is a duplicate") {
+  Store store = open_store();
+  seed(store, {token("t1", 1), token("t2", 1)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+
+  auto r = store.record_enrollment("t2", certificate("01", "node2"), kNow);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::conflict);
+  CHECK(uses_left(store, "t2") == 1);
+  CHECK_FALSE(store.find_node("node2").value().has_value());
+  CHECK((*store.find_certificate("01"))->username == "node1");
+}
+
+TEST_CASE("store supersedes the previous certificate when a node enrolls again") {
+  Store store = open_store();
+  seed(store, {token("t1", 2)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+  CertificateRecord second = certificate("02", "node1");
+  second.not_after = kNow + std::chrono::days(60);
+  REQUIRE(store.record_enrollment("t1", second, kNow));
+
+  CHECK((*store.find_certificate("01"))->status == "superseded");
+  CHECK((*store.find_certificate("02"))->status == "active");
+  auto node = store.find_node("node1");
+  REQUIRE(node);
+  REQUIRE(*node);
+  CHECK((*node)->current_serial == "02");
+  CHECK((*node)->not_after == second.not_after);
+  CHECK((*node)->status == "active");
+}
+
+TEST_CASE("store lets exactly one of two processes spend a single-use token") {
+  TempDir dir;
+  Store first = open_store(dir.db());
+  Store second = open_store(dir.db());
+  REQUIRE(first.add_group({"lab", "overlay1", std::chrono::days(30)}));
+
+  constexpr int kRounds = 50;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string id = "round" + std::to_string(round);
+    REQUIRE(first.add_token(token(id, 1)));
+    std::atomic<int> wins{0}, refusals{0}, other{0};
+    auto attempt = [&](Store& store, const std::string& serial) {
+      auto r = store.record_enrollment(id, certificate(serial, "node" + serial), kNow);
+      if (r)
+        ++wins;
+      else if (r.error().code == Errc::unauthorized)
+        ++refusals;
+      else
+        ++other;
+    };
+    std::thread a(attempt, std::ref(first), id + "a");
+    std::thread b(attempt, std::ref(second), id + "b");
+    a.join();
+    b.join();
+    REQUIRE(wins == 1);
+    REQUIRE(refusals == 1);
+    REQUIRE(other == 0);
+    CHECK(has_certificate(first, id + "a") != has_certificate(second, id + "b"));
+    CHECK(uses_left(second, id) == 0);
+  }
+}
+
+TEST_CASE("store issues exactly N certificates for a token with N uses under 2N concurrent attempts") {
+  TempDir dir;
+  Store stores[] = {open_store(dir.db()), open_store(dir.db())};
+  constexpr int kUses = 8;
+  seed(stores[0], {token("shared", kUses)});
+
+  std::atomic<int> wins{0}, refusals{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2 * kUses; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = stores[i % 2].record_enrollment(
+          "shared", certificate(std::to_string(i), "node" + std::to_string(i)), kNow);
+      if (r)
+        ++wins;
+      else if (r.error().code == Errc::unauthorized)
+        ++refusals;
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  CHECK(wins == kUses);
+  CHECK(refusals == kUses);
+  int certificates = 0;
+  for (int i = 0; i < 2 * kUses; ++i) certificates += has_certificate(stores[1], std::to_string(i)) ? 1 : 0;
+  CHECK(certificates == kUses);
+  CHECK(uses_left(stores[1], "shared") == 0);
+}

@@ -1,0 +1,72 @@
+#pragma once
+// A real ejabberd 23.01 on loopback for integration tests: plain `erl -s ejabberd` as the
+// current user, no Erlang distribution, SASL EXTERNAL only, provisioned over mod_http_api.
+// Set-up failures throw std::runtime_error carrying the server's log.
+
+#include "tests/support/process.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace evpn::test {
+
+class EjabberdServer {
+ public:
+  struct Options {
+    std::string domain = "evpn.test";
+    std::filesystem::path server_pem;  // server certificate then key; must name `domain`
+    std::filesystem::path ca_file;     // CA that client certificates must chain to
+    std::filesystem::path state_dir;   // config, Mnesia spool and logs; created if missing
+  };
+
+  // Picks free loopback ports for c2s and the HTTP API; does not start the server.
+  explicit EjabberdServer(Options options);
+  EjabberdServer(const EjabberdServer&) = delete;
+  EjabberdServer& operator=(const EjabberdServer&) = delete;
+  ~EjabberdServer();
+
+  // Writes the config and starts ejabberd; returns once /api/status answers and the c2s port
+  // accepts. Throws with the log when it exits or is not ready within 30 s.
+  void start();
+  // SIGTERM, then SIGKILL after 10 s. Does nothing when it is not running.
+  void stop();
+  // stop() then start(), on the same ports and spool (users and groups survive).
+  void restart();
+  bool running();
+
+  const std::string& domain() const { return options_.domain; }
+  std::uint16_t c2s_port() const { return c2s_port_; }
+  // "http://127.0.0.1:<port>/api"
+  std::string api_url() const;
+  // ejabberd's log files and the VM's output, e.g. to find
+  // "Accepted c2s EXTERNAL authentication for node1@evpn.test".
+  std::string log_text() const;
+  // True once log_text() contains `text`; false after `timeout` (ejabberd logs asynchronously).
+  bool wait_for_log(const std::string& text,
+                    std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) const;
+
+  struct ApiAnswer {
+    int status = 0;  // HTTP status; 0 when no answer came
+    std::string body;
+  };
+  // POSTs `args` to <api_url>/<command> (through curl; any loopback caller is allowed).
+  ApiAnswer api(const std::string& command,
+                const nlohmann::json& args = nlohmann::json::object()) const;
+  // Registers <user>@<domain> with a random password (EXTERNAL ignores it); an existing user is fine.
+  void register_user(const std::string& user) const;
+
+ private:
+  void write_config() const;
+
+  Options options_;
+  std::uint16_t c2s_port_;
+  std::uint16_t http_port_;
+  std::optional<BackgroundProcess> process_;
+};
+
+}  // namespace evpn::test
