@@ -8,17 +8,18 @@
 
 namespace evpn::agent {
 
+// Empty strings are "not given": they are filled from the agent config file, then from defaults.
 struct EnrollOptions {
-  std::string config_file;  // optional agent.json supplying any option below
+  std::string config_file;  // optional agent.json (keys equal these member names)
   std::string ca_url;
   std::string fingerprint;
   std::string token;
   std::string username;
-  std::string state_dir = "/var/lib/evpn-agent";
-  std::string evio_config = "/etc/opt/evio/config.json";
-  std::string xmpp_ca;     // trust anchors for the XMPP server; default: the pinned root
-  std::string key_type = "ec-p256";
-  std::chrono::milliseconds timeout{30000};
+  std::string state_dir;    // default /var/lib/evpn-agent
+  std::string evio_config;  // default /etc/opt/evio/config.json
+  std::string xmpp_ca;      // trust anchors for the XMPP server; default: the pinned root
+  std::string key_type;     // default ec-p256
+  std::chrono::milliseconds timeout{30000};  // for each exchange with the CA, and for the XMPP login
   bool json = false;
 };
 

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config
   libboost1.81-dev libssl-dev libstrophe-dev nlohmann-json3-dev libspdlog-dev
   libcli11-dev libsqlite3-dev catch2
-  ejabberd openssl curl ca-certificates
+  ejabberd openssl curl ca-certificates python3
   systemd
 )
 

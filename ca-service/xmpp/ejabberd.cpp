@@ -5,13 +5,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace evpn::ca::xmpp {
 namespace {
 
 using nlohmann::json;
 
 // Keeps the server's answers in messages and logs to one readable line.
-std::string excerpt(const std::string& body) { return body.size() > 300 ? body.substr(0, 300) + "..." : body; }
+std::string excerpt(const std::string& body) {
+  std::string line = body.size() > 300 ? body.substr(0, 300) + "..." : body;
+  std::replace_if(line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  return line;
+}
 
 Result<void> done(const Result<std::string>& answer) {
   if (!answer) return answer.error();

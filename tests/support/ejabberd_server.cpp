@@ -69,56 +69,19 @@ std::string EjabberdServer::api_url() const {
 
 void EjabberdServer::write_config() const {
   const auto& o = options_;
-  // tls_verify is what makes ejabberd offer SASL EXTERNAL; the listener's cafile (not the global
-  // ca_file) is what client certificates are checked against; every other mechanism is disabled
-  // so that a login can only succeed through the certificate.
+  // The same template as the demo and the deployment example: what is tested is what ships.
+  std::ifstream in(fs::path(EVPN_SOURCE_DIR) / "deploy/ejabberd/ejabberd.yml.in");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.empty()) throw std::runtime_error("cannot read deploy/ejabberd/ejabberd.yml.in");
+  for (const auto& [name, value] : {std::pair<std::string, std::string>{"@DOMAIN@", o.domain},
+                                    {"@SERVER_PEM@", o.server_pem.string()},
+                                    {"@CA_FILE@", o.ca_file.string()},
+                                    {"@C2S_PORT@", std::to_string(c2s_port_)},
+                                    {"@HTTP_PORT@", std::to_string(http_port_)}})
+    for (auto at = text.find(name); at != std::string::npos; at = text.find(name, at + value.size()))
+      text.replace(at, name.size(), value);
   std::ofstream yml(o.state_dir / "ejabberd.yml", std::ios::trunc);
-  yml << "loglevel: info\n"
-      << "log_rotate_count: 0\n"
-      << "hosts: [\"" << o.domain << "\"]\n"
-      << "certfiles: [\"" << o.server_pem.string() << "\"]\n"
-      << "ca_file: \"" << o.ca_file.string() << "\"\n"
-      << "listen:\n"
-      << "  - port: " << c2s_port_ << "\n"
-      << "    ip: \"127.0.0.1\"\n"
-      << "    module: ejabberd_c2s\n"
-      << "    max_stanza_size: 262144\n"
-      << "    access: c2s\n"
-      << "    starttls_required: true\n"
-      << "    tls_verify: true\n"
-      << "    cafile: \"" << o.ca_file.string() << "\"\n"
-      << "  - port: " << http_port_ << "\n"
-      << "    ip: \"127.0.0.1\"\n"
-      << "    module: ejabberd_http\n"
-      << "    request_handlers:\n"
-      << "      /api: mod_http_api\n"
-      << "s2s_access: none\n"
-      << "auth_method: [internal]\n"
-      << "auth_password_format: scram\n"
-      << "disable_sasl_mechanisms: [\"PLAIN\", \"SCRAM-SHA-1\", \"SCRAM-SHA-1-PLUS\", \"X-OAUTH2\", "
-         "\"DIGEST-MD5\"]\n"
-      << "acl:\n"
-      << "  loopback:\n"
-      << "    ip: [\"127.0.0.0/8\", \"::1/128\"]\n"
-      << "access_rules:\n"
-      << "  c2s:\n"
-      << "    allow: all\n"
-      << "  trusted_network:\n"
-      << "    allow: loopback\n"
-      << "api_permissions:\n"
-      << "  \"loopback http api\":\n"
-      << "    from: [mod_http_api]\n"
-      << "    who:\n"
-      << "      ip: \"127.0.0.1/8\"\n"
-      << "    what: \"*\"\n"
-      << "modules:\n"
-      << "  mod_admin_extra: {}\n"
-      << "  mod_disco: {}\n"
-      << "  mod_http_api: {}\n"
-      << "  mod_ping: {}\n"
-      << "  mod_roster: {versioning: true}\n"
-      << "  mod_shared_roster: {}\n"
-      << "  mod_stream_mgmt: {}\n";
+  yml << text;
   if (!yml) throw std::runtime_error("cannot write " + (o.state_dir / "ejabberd.yml").string());
 }
 

@@ -15,6 +15,7 @@
 
 namespace evpn::test {
 
+// One ejabberd VM with its own state directory; stopped by pid at destruction.
 class EjabberdServer {
  public:
   struct Options {

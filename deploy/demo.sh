@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The local demo: installs what is missing, builds, then runs a real ejabberd and `evpn-ca serve`
+# on loopback in a temporary directory, enrolls three nodes, shows what each got, and stops
+# everything it started. Usage: deploy/demo.sh   (as root on Debian bookworm)
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${EVPN_BUILD_DIR:-$src/build}
+domain=evpn.test
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "installing missing packages"
+"$src/deploy/install-deps.sh"
+
+step "building into $build"
+cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" --target evpn-ca evpn-agent -j"$(nproc)" >/dev/null
+ca_bin=$build/ca-service/evpn-ca
+agent_bin=$build/agent/evpn-agent
+
+work=$(mktemp -d /tmp/evpn-demo.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ -n "${EVPN_KEEP_DEMO:-}" ] && echo "demo files kept in $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A free loopback port, chosen by the kernel.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+c2s_port=$(free_port); api_port=$(free_port); ca_port=$(free_port)
+
+wait_port() {  # wait_port PORT PID NAME LOG
+  for _ in $(seq 1 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { echo "$3 exited while starting:"; cat "$4"; exit 1; }
+    sleep 0.05
+  done
+  echo "$3 did not start listening on port $1:"; cat "$4"; exit 1
+}
+
+step "creating the CA (directory: ejabberd at 127.0.0.1:$api_port)"
+"$ca_bin" init --dir "$work/ca" --xmpp-domain "$domain" --xmpp-host 127.0.0.1 --xmpp-port "$c2s_port" \
+  --directory ejabberd --directory-url "http://127.0.0.1:$api_port/api" --listen "127.0.0.1:$ca_port" \
+  > "$work/fingerprint"
+fingerprint=$(cat "$work/fingerprint")
+echo "root fingerprint: $fingerprint"
+"$ca_bin" server-cert --dir "$work/ca" --name "$domain" --name localhost --name 127.0.0.1 --out "$work/xmpp"
+
+step "starting ejabberd on 127.0.0.1:$c2s_port (SASL EXTERNAL only)"
+mkdir -p "$work/ejabberd/spool" "$work/ejabberd/logs"
+sed -e "s|@DOMAIN@|$domain|g" -e "s|@SERVER_PEM@|$work/xmpp.pem|g" -e "s|@CA_FILE@|$work/ca/ca.crt|g" \
+    -e "s|@C2S_PORT@|$c2s_port|g" -e "s|@HTTP_PORT@|$api_port|g" \
+    "$src/deploy/ejabberd/ejabberd.yml.in" > "$work/ejabberd/ejabberd.yml"
+erl_libs=$(dirname "$(dirname "$(dirname "$(ls -d /usr/lib/*/ejabberd-*/ebin/ejabberd.app | head -n1)")")")
+( cd "$work/ejabberd/spool" && EJABBERD_CONFIG_PATH="$work/ejabberd/ejabberd.yml" \
+  EJABBERD_LOG_PATH="$work/ejabberd/logs/ejabberd.log" ERL_LIBS="$erl_libs" ERL_CRASH_DUMP_BYTES=0 \
+  exec erl +K true -noinput -mnesia dir "\"$work/ejabberd/spool\"" -s ejabberd ) \
+  > "$work/ejabberd/logs/stdout.log" 2>&1 &
+pids+=($!)
+wait_port "$c2s_port" "$!" ejabberd "$work/ejabberd/logs/stdout.log"
+wait_port "$api_port" "${pids[-1]}" ejabberd "$work/ejabberd/logs/stdout.log"
+
+step "starting evpn-ca serve on https://127.0.0.1:$ca_port"
+"$ca_bin" serve --dir "$work/ca" 2> "$work/ca-serve.log" &
+pids+=($!)
+wait_port "$ca_port" "$!" "evpn-ca serve" "$work/ca-serve.log"
+
+step "creating group 'demo' for overlay 101000F and a token for three nodes"
+"$ca_bin" group add --dir "$work/ca" --name demo --overlay 101000F --lifetime 30d
+token=$("$ca_bin" token create --dir "$work/ca" --group demo --uses 3 --ttl 1h)
+
+# node1 has an EdgeVPN >= 23 config, node2 an EdgeVPN 21 (CFx) config, node3 none yet.
+for n in 1 2 3; do mkdir -p "$work/node$n"; done
+cat > "$work/node1/config.json" <<'JSON'
+{
+  "Broker": { "Overlays": ["101000F"] },
+  "Signal": { "Overlays": { "101000F": { "HostAddress": "old.example", "AuthenticationMethod": "PASSWORD",
+                                         "Port": "5222", "Username": "user@openfire.local", "Password": "passwd" } } },
+  "LinkManager": { "Stun": ["stun.l.google.com:19302"] }
+}
+JSON
+cat > "$work/node2/config.json" <<'JSON'
+{ "CFx": { "Overlays": [] }, "Logger": { "LogLevel": "INFO" } }
+JSON
+
+for n in 1 2 3; do
+  step "enrolling node$n"
+  "$agent_bin" enroll --ca-url "https://127.0.0.1:$ca_port" --fingerprint "$fingerprint" --token "$token" \
+    --username "node$n" --state-dir "$work/node$n/state" --evio-config "$work/node$n/config.json"
+  echo "Signal section written to $work/node$n/config.json:"
+  python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["Signal"], indent=2))' \
+    "$work/node$n/config.json"
+done
+
+step "what the servers saw"
+grep -o 'Accepted c2s EXTERNAL authentication for [^ ]*' "$work/ejabberd/logs/ejabberd.log" || true
+grep -o 'POST /v1/enroll .*' "$work/ca-serve.log" || true
+members=$(curl -s -X POST "http://127.0.0.1:$api_port/api/srg_get_members" -H 'Content-Type: application/json' \
+  -d "{\"group\":\"demo\",\"host\":\"$domain\"}")
+echo "shared roster group 'demo' members: $members"
+
+step "a fourth enrollment with the used-up token is refused (exit code 3) and changes nothing"
+set +e
+"$agent_bin" enroll --ca-url "https://127.0.0.1:$ca_port" --fingerprint "$fingerprint" --token "$token" \
+  --username node4 --state-dir "$work/node4/state" --evio-config "$work/node4/config.json"
+echo "exit code $?; $work/node4 exists: $([ -e "$work/node4" ] && echo yes || echo no)"
+set -e
+
+step "stopping ejabberd and evpn-ca"
