@@ -163,7 +163,7 @@ asio::awaitable<void> session(Shared& shared, tcp::socket socket) {
     Request request = parser.release();
     Response response = co_await asio::co_spawn(shared.workers, handle(shared.handler, request, context),
                                                 asio::use_awaitable);
-    keep_alive = request.keep_alive() && !shared.stopping;
+    keep_alive = request.keep_alive() && response.keep_alive() && !shared.stopping;
     response.version(request.version());
     response.keep_alive(keep_alive);
     response.prepare_payload();
@@ -212,6 +212,8 @@ Result<void> serve(const ServerOptions& options, Handler handler) {
   tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+  // No client certificate is requested yet. Renewal over mutual TLS will ask for one here
+  // (verify_peer) and hand the verified peer certificate to the handler in RequestContext.
   error_code ec;
   tls.use_certificate_chain(asio::buffer(options.cert_chain_pem), ec);
   if (ec)

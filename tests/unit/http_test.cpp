@@ -1,5 +1,7 @@
 #include "ca-service/api/errors.hpp"
 #include "ca-service/api/server.hpp"
+#include "ca-service/xmpp/directory.hpp"
+#include "common/fs/atomic_file.hpp"
 #include "common/net/https_client.hpp"
 #include "common/net/url.hpp"
 #include "common/protocol/enrollment.hpp"
@@ -15,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <map>
 #include <csignal>
 #include <stdexcept>
 #include <thread>
@@ -35,6 +38,11 @@ T ok(Result<T> result) {
   INFO((result ? std::string() : result.error().detail));
   REQUIRE(result.has_value());
   return std::move(*result);
+}
+
+void ok(const Result<void>& result) {
+  INFO((result ? std::string() : result.error().detail));
+  REQUIRE(result.has_value());
 }
 
 // The error of a Result that must hold one.
@@ -80,13 +88,13 @@ Response echo(const Request& request, const RequestContext& context) {
 // `serve` on a free loopback port in a background thread, stopped with SIGTERM.
 class TestServer {
  public:
-  TestServer(const TestPki& pki, const std::vector<std::string>& names) {
+  TestServer(const TestPki& pki, const std::vector<std::string>& names, ca::api::Handler handler = echo) {
     auto pair = pki.server(names);
     options_.port = test::free_port();
     options_.cert_chain_pem = pair.cert.to_pem();
     options_.key_pem = pair.key.to_pem();
-    thread_ = std::thread([this] {
-      result_ = ca::api::serve(options_, echo);
+    thread_ = std::thread([this, handler = std::move(handler)] {
+      result_ = ca::api::serve(options_, handler);
       finished_ = true;
     });
     // serve installs its signal handler before it listens, so SIGTERM is safe from here on.
@@ -347,4 +355,34 @@ TEST_CASE("serve reports an address it cannot bind as unavailable") {
   auto error = error_of(ca::api::serve(options, echo));
   CHECK(error.code == Errc::unavailable);
   CHECK_THAT(error.detail, Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(options.port)));
+}
+
+TEST_CASE("the ejabberd directory maps ejabberd's answers to error codes, over https with its CA file") {
+  // A stand-in for mod_http_api that answers each command with the status under test.
+  auto fake_ejabberd = [](const Request& request, const RequestContext&) {
+    const std::map<std::string, http::status> answers = {{"/api/status", http::status::ok},
+                                                         {"/api/register", http::status::conflict},
+                                                         {"/api/srg_create", http::status::bad_gateway},
+                                                         {"/api/srg_user_add", http::status::forbidden}};
+    Response response{answers.at(std::string(request.target())), request.version()};
+    response.body() = "\"answer\"";
+    return response;
+  };
+  TestPki pki;
+  TestServer server(pki, {"127.0.0.1"}, fake_ejabberd);
+  test::TempDir dir;
+  ca::DirectoryConfig config;
+  config.url = net::to_string(server.url("127.0.0.1", "/api"));
+  config.ca_file = (dir.path() / "root.crt").string();
+  ok(fs::write_file_atomic(config.ca_file, pki.root_pem(), std::filesystem::perms::owner_read));
+  auto directory = ok(ca::xmpp::make_directory(config, "evpn.test"));
+
+  ok(directory->ping());
+  ok(directory->ensure_user("node1"));  // 409: the user exists
+  auto down = error_of(directory->ensure_group("overlay1"));
+  CHECK(down.code == Errc::unavailable);
+  CHECK_THAT(down.detail, Catch::Contains("HTTP 502"));
+  auto refused = error_of(directory->add_member("node1", "overlay1"));
+  CHECK(refused.code == Errc::internal);
+  CHECK_THAT(refused.detail, Catch::Contains("ejabberd refused srg_user_add (HTTP 403)"));
 }
