@@ -40,10 +40,19 @@ net::ClientTls trusting(const crypto::Certificate& root) {
 
 }  // namespace
 
-CaClient::CaClient(net::Url base, crypto::Certificate root, std::chrono::milliseconds timeout)
-    : base_(std::move(base)),
-      root_(std::move(root)),
-      client_(trusting(root_), timeout) {}
+CaClient::CaClient(net::Url base, crypto::Certificate root, net::ClientTls tls, std::chrono::milliseconds timeout)
+    : base_(std::move(base)), root_(std::move(root)), client_(std::move(tls), timeout) {}
+
+Result<CaClient> CaClient::with_root(const std::string& ca_url, crypto::Certificate root,
+                                     const std::string& client_cert_pem, const std::string& client_key_pem,
+                                     std::chrono::milliseconds timeout) {
+  auto base = net::parse_url(ca_url);
+  if (!base) return base.error();
+  net::ClientTls tls = trusting(root);
+  tls.client_cert_pem = client_cert_pem;
+  tls.client_key_pem = client_key_pem;
+  return CaClient(std::move(*base), std::move(root), std::move(tls), timeout);
+}
 
 Result<CaClient> CaClient::pin(const std::string& ca_url, const std::string& fingerprint,
                                std::chrono::milliseconds timeout) {
@@ -68,7 +77,8 @@ Result<CaClient> CaClient::pin(const std::string& ca_url, const std::string& fin
   for (auto& root : *roots)
     if (root.fingerprint_sha256() == pinned) {
       spdlog::debug("pinned CA root {}", pinned);
-      return CaClient(std::move(*base), std::move(root), timeout);
+      net::ClientTls tls = trusting(root);
+      return CaClient(std::move(*base), std::move(root), std::move(tls), timeout);
     }
   return fail(Errc::forbidden, "the CA at " + ca_url + " offered root " + roots->front().fingerprint_sha256() +
                                    " but the pinned fingerprint is " + pinned +
@@ -76,15 +86,32 @@ Result<CaClient> CaClient::pin(const std::string& ca_url, const std::string& fin
 }
 
 Result<protocol::EnrollmentResult> CaClient::enroll(const protocol::EnrollRequest& request) const {
+  return post("/v1/enroll", protocol::to_json(request));
+}
+
+Result<protocol::EnrollmentResult> CaClient::renew(const protocol::RenewRequest& request) const {
+  return post("/v1/renew", protocol::to_json(request));
+}
+
+Result<protocol::EnrollmentResult> CaClient::post(const std::string& path, std::string body) const {
   net::HttpRequest post;
   post.method = "POST";
-  post.url = net::join(base_, "/v1/enroll");
+  post.url = net::join(base_, path);
   post.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
-  post.body = protocol::to_json(request);
+  post.body = std::move(body);
   auto response = client_.send(post);
   if (!response) return response.error();
   if (response->status != 201) return refusal(*response);
   return protocol::parse_enrollment_result(response->body);
+}
+
+Result<TimePoint> CaClient::server_time() const {
+  net::HttpRequest request;
+  request.url = net::join(base_, "/v1/roots");
+  auto response = client_.send(request);
+  if (!response) return response.error();
+  if (!response->date) return fail(Errc::unavailable, "the CA's answer carries no Date header");
+  return *response->date;
 }
 
 }  // namespace evpn::agent

@@ -8,6 +8,7 @@
 #include "ca-service/signing/signer.hpp"
 #include "ca-service/store/store.hpp"
 #include "ca-service/xmpp/directory.hpp"
+#include "ca-service/xmpp/openfire_admin.hpp"
 #include "common/fs/atomic_file.hpp"
 #include "common/log.hpp"
 #include "common/net/url.hpp"
@@ -42,9 +43,11 @@ Result<signing::Signer> load_signer(const CaPaths& paths) {
   return signing::Signer(std::move(*key), std::move(*root));
 }
 
-// Issues a key and server certificate for `names` and writes PREFIX.crt, PREFIX.key, PREFIX.pem.
+// Issues a key and server certificate for `names` and writes PREFIX.crt, PREFIX.key, PREFIX.pem,
+// and PREFIX.p12 (alias: the first name) when a PKCS#12 password is given.
 Result<void> write_server_pair(const signing::Signer& signer, const std::vector<std::string>& names,
-                               std::chrono::seconds lifetime, const std::filesystem::path& prefix) {
+                               std::chrono::seconds lifetime, const std::filesystem::path& prefix,
+                               const std::optional<std::string>& pkcs12_password = std::nullopt) {
   auto key = crypto::Key::generate(crypto::KeyType::ec_p256);
   if (!key) return key.error();
   auto cert = signer.issue_server(key->get(), names, lifetime, now_seconds());
@@ -53,7 +56,11 @@ Result<void> write_server_pair(const signing::Signer& signer, const std::vector<
   auto with_suffix = [&](const char* suffix) { return std::filesystem::path(prefix.string() + suffix); };
   if (auto r = fs::write_file_atomic(with_suffix(".key"), key_pem, private_file); !r) return r;
   if (auto r = fs::write_file_atomic(with_suffix(".crt"), cert_pem, public_file); !r) return r;
-  return fs::write_file_atomic(with_suffix(".pem"), cert_pem + key_pem, private_file);
+  if (auto r = fs::write_file_atomic(with_suffix(".pem"), cert_pem + key_pem, private_file); !r) return r;
+  if (!pkcs12_password) return {};
+  auto p12 = xmpp::make_pkcs12(*key, *cert, signer.root(), names.front(), *pkcs12_password);
+  if (!p12) return p12.error();
+  return fs::write_file_atomic(with_suffix(".p12"), *p12, private_file);
 }
 
 Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& listen) {
@@ -79,8 +86,23 @@ Result<void> init(const InitOptions& o) {
   config.xmpp = {o.xmpp_domain, o.xmpp_host.empty() ? o.xmpp_domain : o.xmpp_host,
                  static_cast<std::uint16_t>(o.xmpp_port)};
   config.directory.type = o.directory;
-  config.directory.url = o.directory == "none" ? "" : o.directory_url;
+  config.directory.url = o.directory == "none"       ? ""
+                         : !o.directory_url.empty()  ? o.directory_url
+                         : o.directory == "openfire" ? "http://127.0.0.1:9090/plugins/restapi/v1"
+                                                     : "http://127.0.0.1:5280/api";
   config.directory.secret_file = o.directory_secret_file;
+  config.directory.secret_env = o.directory_secret_env;
+  config.directory.auth = o.directory_auth;
+  config.directory.username = o.directory_user;
+  if (o.directory == "openfire") {
+    if (o.directory_auth != "secret" && o.directory_auth != "basic")
+      return fail(Errc::invalid_request, "--directory-auth must be secret or basic");
+    if (o.directory_auth == "basic" && o.directory_user.empty())
+      return fail(Errc::invalid_request, "--directory-auth basic needs --directory-user (an Openfire admin)");
+    if (o.directory_secret_file.empty() == o.directory_secret_env.empty())
+      return fail(Errc::invalid_request, "the openfire directory needs exactly one of --directory-secret-file and "
+                                         "--directory-secret-env (the REST API secret; for basic, the admin password)");
+  }
   config.listen = o.listen;
   config.key_type = o.key_type;
   config.hostnames = o.hostnames;
@@ -143,6 +165,7 @@ Result<void> serve(const ServeOptions& o) {
   server.port = listen->second;
   server.cert_chain_pem = std::move(*tls_cert);
   server.key_pem = std::move(*tls_key);
+  server.client_ca_pem = signer->root().to_pem();
   server.max_connections = config->max_connections;
   server.worker_threads = std::max(2u, std::thread::hardware_concurrency());
   spdlog::info("CA root fingerprint {}; XMPP domain {}; directory {}", signer->root().fingerprint_sha256(),
@@ -208,10 +231,44 @@ Result<void> server_cert(const ServerCertOptions& o) {
   if (!lifetime) return with_context(lifetime.error(), "--lifetime");
   auto signer = load_signer(CaPaths{o.dir});
   if (!signer) return signer.error();
-  if (auto r = write_server_pair(*signer, o.names, *lifetime, o.out); !r) return r;
+  const auto pkcs12_password = o.pkcs12 ? std::optional(o.pkcs12_password) : std::nullopt;
+  if (auto r = write_server_pair(*signer, o.names, *lifetime, o.out, pkcs12_password); !r) return r;
   std::cerr << "evpn-ca: wrote " << o.out << ".crt, " << o.out << ".key and " << o.out
             << ".pem (certificate then key, for ejabberd's certfiles)\n";
+  if (o.pkcs12)
+    std::cerr << "evpn-ca: wrote " << o.out << ".p12 (PKCS#12, alias " << o.names.front()
+              << "). To make Openfire present it, on the Openfire host:\n"
+              << xmpp::keystore_commands(std::filesystem::absolute(o.out + ".p12"), o.names.front(), o.pkcs12_password)
+              << "  (or import " << o.out << ".crt and " << o.out
+              << ".key in the admin console: TLS Certificates > identity store > import)\n";
   return {};
+}
+
+// The Openfire REST API of an initialised CA directory whose directory type is openfire.
+Result<xmpp::OpenfireApi> openfire_api(const CaPaths& paths) {
+  auto config = load_config(paths.config());
+  if (!config) return config.error();
+  if (config->directory.type != "openfire")
+    return fail(Errc::invalid_request, paths.config().string() + " has directory type '" + config->directory.type +
+                                           "'; these commands need \"openfire\" (evpn-ca init --directory openfire)");
+  return xmpp::OpenfireApi::from_config(config->directory);
+}
+
+Result<bool> openfire_check(const OpenfireOptions& o) {
+  auto api = openfire_api(CaPaths{o.dir});
+  if (!api) return api.error();
+  return xmpp::check_openfire(*api, std::cout);
+}
+
+Result<void> openfire_setup(const OpenfireOptions& o) {
+  const CaPaths paths{o.dir};
+  auto api = openfire_api(paths);
+  if (!api) return api.error();
+  auto signer = load_signer(paths);
+  if (!signer) return signer.error();
+  return xmpp::setup_openfire(
+      *api, {std::filesystem::absolute(paths.ca_cert()), signer->root().fingerprint_sha256(), o.openfire_home},
+      std::cout);
 }
 
 template <class Options>
@@ -228,5 +285,10 @@ int run_fingerprint(const FingerprintOptions& o) { return run(fingerprint, o); }
 int run_group_add(const GroupAddOptions& o) { return run(group_add, o); }
 int run_token_create(const TokenCreateOptions& o) { return run(token_create, o); }
 int run_server_cert(const ServerCertOptions& o) { return run(server_cert, o); }
+int run_openfire_setup(const OpenfireOptions& o) { return run(openfire_setup, o); }
+int run_openfire_check(const OpenfireOptions& o) {
+  auto all_ok = openfire_check(o);
+  return !all_ok ? report(all_ok.error()) : *all_ok ? 0 : 1;
+}
 
 }  // namespace evpn::ca

@@ -37,6 +37,27 @@ Result<TimePoint> parse_rfc3339(std::string_view text) {
   return t;
 }
 
+std::string to_http_date(TimePoint t) {
+  std::time_t tt = static_cast<std::time_t>(to_unix(t));
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+                months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+Result<TimePoint> parse_http_date(std::string_view text) {
+  std::tm tm{};
+  const std::string s(text);
+  const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end != '\0') return fail(Errc::invalid_request, "'" + s + "' is not an HTTP date");
+  return from_unix(static_cast<long long>(timegm(&tm)));
+}
+
 Result<std::chrono::seconds> parse_duration(std::string_view text) {
   long long n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);

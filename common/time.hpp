@@ -21,6 +21,10 @@ std::string to_rfc3339(TimePoint t);
 // Parses the UTC form that to_rfc3339 writes ("...Z"); other offsets are refused.
 Result<TimePoint> parse_rfc3339(std::string_view text);
 
+// The HTTP Date header form: "Wed, 25 Nov 2026 21:12:32 GMT".
+std::string to_http_date(TimePoint t);
+Result<TimePoint> parse_http_date(std::string_view text);
+
 // Parses "90s", "15m", "24h", "30d" (one number and one unit) into seconds.
 Result<std::chrono::seconds> parse_duration(std::string_view text);
 

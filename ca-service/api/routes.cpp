@@ -47,9 +47,23 @@ Response Routes::handle(const Request& request, const RequestContext& context) {
       serial = issued->result.serial;
       return make_response(request, http::status::created, "application/json", protocol::to_json(issued->result));
     }
+    if (method == http::verb::post && path == "/v1/renew") {
+      auto parsed = protocol::parse_renew_request(request.body());
+      if (!parsed) return error_response(parsed.error(), request.version(), request.keep_alive());
+      std::optional<crypto::Certificate> client;
+      if (!context.client_certificate_der.empty()) {
+        auto cert = crypto::Certificate::from_der(context.client_certificate_der);
+        if (cert) client = std::move(*cert);
+      }
+      auto issued = authority_.renew(*parsed, client ? &*client : nullptr, now_seconds());
+      if (!issued) return error_response(issued.error(), request.version(), request.keep_alive());
+      username = issued->result.node.username;
+      serial = issued->result.serial;
+      return make_response(request, http::status::created, "application/json", protocol::to_json(issued->result));
+    }
     return error_response(fail(Errc::not_found, "no endpoint " + std::string(request.method_string()) + " " +
                                                     std::string(path) + "; the API has GET /v1/roots, "
-                                                    "POST /v1/enroll and GET /healthz"),
+                                                    "POST /v1/enroll, POST /v1/renew and GET /healthz"),
                           request.version(), request.keep_alive());
   };
   Response response = answer();

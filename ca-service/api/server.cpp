@@ -1,7 +1,10 @@
 #include "ca-service/api/server.hpp"
 
+#include "common/crypto/certificate.hpp"
+
 #include "common/log.hpp"
 #include "common/protocol/enrollment.hpp"
+#include "common/time.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -123,7 +126,8 @@ asio::awaitable<void> session(Shared& shared, tcp::socket socket) {
   } release{shared};
 
   error_code ec;
-  RequestContext context{socket.remote_endpoint(ec).address().to_string()};
+  RequestContext context;
+  context.client_address = socket.remote_endpoint(ec).address().to_string();
   TlsStream stream(std::move(socket), shared.tls);
   auto& tcp_stream = beast::get_lowest_layer(stream);
   const auto timeout = shared.options.io_timeout;
@@ -137,6 +141,12 @@ asio::awaitable<void> session(Shared& shared, tcp::socket socket) {
   if (ec) {
     spdlog::debug("TLS handshake with {} failed: {}", context.client_address, ec.message());
     co_return;
+  }
+  if (X509* peer = SSL_get0_peer_certificate(stream.native_handle())) {
+    unsigned char* der = nullptr;
+    const int len = i2d_X509(peer, &der);
+    if (len > 0) context.client_certificate_der.assign(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
+    OPENSSL_free(der);
   }
 
   beast::flat_buffer buffer;
@@ -166,6 +176,8 @@ asio::awaitable<void> session(Shared& shared, tcp::socket socket) {
     keep_alive = request.keep_alive() && response.keep_alive() && !shared.stopping;
     response.version(request.version());
     response.keep_alive(keep_alive);
+    // Nodes without a real-time clock learn the time from here (RFC 9110 asks for it anyway).
+    response.set(http::field::date, to_http_date(now_seconds()));
     response.prepare_payload();
     tcp_stream.expires_after(timeout);
     std::tie(ec, std::ignore) = co_await http::async_write(stream, response, as_result);
@@ -212,9 +224,19 @@ Result<void> serve(const ServerOptions& options, Handler handler) {
   tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
-  // No client certificate is requested yet. Renewal over mutual TLS will ask for one here
-  // (verify_peer) and hand the verified peer certificate to the handler in RequestContext.
   error_code ec;
+  if (!options.client_ca_pem.empty()) {
+    // A client certificate is asked for but never required, and any certificate completes the
+    // handshake: the handler verifies it against the store and answers a clear 401, where a
+    // failed handshake would tell the client nothing.
+    tls.add_certificate_authority(asio::buffer(options.client_ca_pem), ec);
+    if (ec) return fail(Errc::invalid_request, "the client CA is not a usable PEM certificate: " + ec.message());
+    tls.set_verify_mode(ssl::verify_peer);
+    tls.set_verify_callback([](bool, ssl::verify_context&) { return true; });
+    auto client_cas = crypto::parse_pem_bundle(options.client_ca_pem);
+    if (!client_cas) return client_cas.error();
+    for (const auto& ca : *client_cas) SSL_CTX_add_client_CA(tls.native_handle(), ca.get());
+  }
   tls.use_certificate_chain(asio::buffer(options.cert_chain_pem), ec);
   if (ec)
     return fail(Errc::invalid_request, "the service's TLS certificate is not a usable PEM chain: " + ec.message());

@@ -16,6 +16,9 @@ namespace evpn::ca::api {
 // What a handler may know of the connection, besides the request.
 struct RequestContext {
   std::string client_address;
+  // DER of the TLS client certificate, "" when the client sent none. The TLS layer only proves
+  // that the client holds its key; whether the certificate may do anything is the handler's call.
+  std::string client_certificate_der;
 };
 
 using Handler = std::function<Response(const Request&, const RequestContext&)>;
@@ -25,6 +28,7 @@ struct ServerOptions {
   std::uint16_t port = 8443;
   std::string cert_chain_pem;  // the service's certificate (then intermediates)
   std::string key_pem;
+  std::string client_ca_pem;  // CAs named to clients when asking for an optional client certificate
   std::size_t body_limit = 64 * 1024;
   std::size_t header_limit = 8 * 1024;
   std::chrono::seconds io_timeout{10};

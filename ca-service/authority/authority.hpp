@@ -6,6 +6,7 @@
 #include "ca-service/signing/signer.hpp"
 #include "ca-service/store/store.hpp"
 #include "ca-service/xmpp/directory.hpp"
+#include "common/crypto/csr.hpp"
 #include "common/protocol/enrollment.hpp"
 #include "common/result.hpp"
 #include "common/time.hpp"
@@ -17,7 +18,7 @@ namespace evpn::ca::authority {
 // What a successful enrollment did, for the request log line.
 struct Issued {
   protocol::EnrollmentResult result;
-  std::string token_id;
+  std::string token_id;  // "" for a renewal
 };
 
 class Authority {
@@ -30,6 +31,12 @@ class Authority {
   // request changes nothing and spends nothing.
   Result<Issued> enroll(const protocol::EnrollRequest& request, TimePoint now);
 
+  // Renews the certificate `current` (the TLS client certificate of the request): it must be issued
+  // by this CA, unexpired, and the node's current active certificate; the CSR must carry a new key
+  // and the same CN. Re-asserts the directory (repairing drift), signs, and makes the new
+  // certificate current. Errc::unauthorized for a certificate that may not renew.
+  Result<Issued> renew(const protocol::RenewRequest& request, const crypto::Certificate* current, TimePoint now);
+
   // The PEM bundle of GET /v1/roots.
   std::string roots_pem() const;
 
@@ -37,6 +44,11 @@ class Authority {
   Result<void> health();
 
  private:
+  // Provisions the directory, signs, records through `record` and renders the result.
+  template <class Record>
+  Result<Issued> issue(const crypto::Csr& csr, const std::string& username, const store::GroupRecord& group,
+                       TimePoint now, Record record);
+
   store::Store& store_;
   const signing::Signer& signer_;
   xmpp::Directory& directory_;

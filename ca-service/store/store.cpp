@@ -192,6 +192,39 @@ Result<void> create_schema(sqlite3* db) {
   return tx->commit();
 }
 
+// Inside an open transaction: supersedes the node's current certificate, stores `cert` and makes
+// it the node's current one. `token_id` is the token spent for it (none for a renewal).
+Result<void> install_current(sqlite3* db, const CertificateRecord& cert, const std::optional<std::string>& token_id) {
+  auto supersede =
+      Statement::prepare(db,
+                         "UPDATE certificates SET status = 'superseded' WHERE status = 'active' AND serial = "
+                         "(SELECT current_serial FROM nodes WHERE username = ?)",
+                         cert.username);
+  if (!supersede) return supersede.error();
+  if (auto r = supersede->run(); !r) return r;
+
+  auto insert = Statement::prepare(
+      db,
+      "INSERT INTO certificates(serial, username, group_name, not_before, not_after, pem, status, "
+      "issued_at, token_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      cert.serial, cert.username, cert.group, cert.not_before, cert.not_after, cert.pem, cert.status,
+      cert.issued_at, token_id);
+  if (!insert) return insert.error();
+  if (auto r = insert->run(); !r) {
+    if (r.error().code == Errc::conflict)
+      return fail(Errc::conflict, "a certificate with serial " + cert.serial + " already exists");
+    return r;
+  }
+
+  auto node = Statement::prepare(db,
+                                 "INSERT INTO nodes(username, group_name, current_serial) VALUES(?, ?, ?) "
+                                 "ON CONFLICT(username) DO UPDATE SET group_name = excluded.group_name, "
+                                 "current_serial = excluded.current_serial",
+                                 cert.username, cert.group, cert.serial);
+  if (!node) return node.error();
+  return node->run();
+}
+
 template <class T, class Read>
 Result<std::optional<T>> find_one(Statement& s, Read read) {
   auto row = s.step();
@@ -320,35 +353,27 @@ Result<void> Store::record_enrollment(const std::string& token_id, const Certifi
   if (auto r = spend->run(); !r) return r;
   if (sqlite3_changes(db_) == 0) return fail(Errc::unauthorized, kTokenRefused);
 
-  auto supersede =
-      Statement::prepare(db_,
-                         "UPDATE certificates SET status = 'superseded' WHERE status = 'active' AND serial = "
-                         "(SELECT current_serial FROM nodes WHERE username = ?)",
-                         cert.username);
-  if (!supersede) return supersede.error();
-  if (auto r = supersede->run(); !r) return r;
+  if (auto r = install_current(db_, cert, std::optional<std::string>(token_id)); !r) return r;
+  return tx->commit();
+}
 
-  auto insert = Statement::prepare(
-      db_,
-      "INSERT INTO certificates(serial, username, group_name, not_before, not_after, pem, status, "
-      "issued_at, token_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      cert.serial, cert.username, cert.group, cert.not_before, cert.not_after, cert.pem, cert.status,
-      cert.issued_at, token_id);
-  if (!insert) return insert.error();
-  if (auto r = insert->run(); !r) {
-    if (r.error().code == Errc::conflict)
-      return fail(Errc::conflict, "a certificate with serial " + cert.serial + " already exists");
-    return r;
-  }
-
-  auto node = Statement::prepare(db_,
-                                 "INSERT INTO nodes(username, group_name, current_serial) VALUES(?, ?, ?) "
-                                 "ON CONFLICT(username) DO UPDATE SET group_name = excluded.group_name, "
-                                 "current_serial = excluded.current_serial",
-                                 cert.username, cert.group, cert.serial);
-  if (!node) return node.error();
-  if (auto r = node->run(); !r) return r;
-
+Result<void> Store::record_renewal(const std::string& old_serial, const CertificateRecord& cert, TimePoint now) {
+  std::lock_guard lock(*mutex_);
+  auto tx = Transaction::begin(db_);
+  if (!tx) return tx.error();
+  // Checked inside the transaction, so two renewals with the same certificate cannot both win.
+  auto current = Statement::prepare(db_,
+                                    "SELECT 1 FROM nodes n JOIN certificates c ON c.serial = n.current_serial "
+                                    "WHERE n.username = ? AND n.current_serial = ? AND c.status = 'active' "
+                                    "AND c.not_after > ?",
+                                    cert.username, old_serial, now);
+  if (!current) return current.error();
+  auto row = current->step();
+  if (!row) return row.error();
+  if (!*row)
+    return fail(Errc::unauthorized, "certificate " + old_serial + " is not the current, active certificate of '" +
+                                        cert.username + "'; enroll again with a token");
+  if (auto r = install_current(db_, cert, std::nullopt); !r) return r;
   return tx->commit();
 }
 

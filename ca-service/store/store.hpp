@@ -76,6 +76,11 @@ class Store {
   Result<void> record_enrollment(const std::string& token_id, const CertificateRecord& cert,
                                  TimePoint now);
 
+  // In one transaction: checks that `old_serial` is still the node's current, active, unexpired
+  // certificate at `now` (Errc::unauthorized otherwise), supersedes it, stores `cert` and makes it
+  // current. Nothing changes on error.
+  Result<void> record_renewal(const std::string& old_serial, const CertificateRecord& cert, TimePoint now);
+
   Result<std::optional<CertificateRecord>> find_certificate(const std::string& serial);
 
   // A cheap query that proves the database answers (for /healthz).

@@ -40,6 +40,11 @@ Result<Certificate> Certificate::from_der(std::string_view der) {
   return Certificate(std::move(cert));
 }
 
+Certificate Certificate::clone() const {
+  X509_up_ref(cert_.get());
+  return Certificate(X509Ptr(cert_.get()));
+}
+
 std::string Certificate::to_pem() const {
   Bio bio(BIO_new(BIO_s_mem()));
   if (!bio || PEM_write_bio_X509(bio.get(), cert_.get()) != 1)

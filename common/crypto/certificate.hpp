@@ -17,6 +17,8 @@ class Certificate {
   static Result<Certificate> from_pem(std::string_view pem);
   static Result<Certificate> from_der(std::string_view der);
 
+  // Another owner of the same certificate (reference-counted, no copy).
+  Certificate clone() const;
   std::string to_pem() const;
   std::string to_der() const;
   // 64 lower-case hex characters: SHA-256 of the DER encoding.

@@ -148,6 +148,7 @@ class Exchange {
     response.status = static_cast<int>(message.result_int());
     response.content_type = std::string(message[http::field::content_type]);
     response.retry_after = parse_retry_after(message[http::field::retry_after]);
+    if (auto date = parse_http_date(message[http::field::date])) response.date = *date;
     response.body = std::move(message.body());
     co_return response;
   }

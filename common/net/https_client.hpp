@@ -4,6 +4,7 @@
 
 #include "common/net/url.hpp"
 #include "common/result.hpp"
+#include "common/time.hpp"
 
 #include <chrono>
 #include <optional>
@@ -36,6 +37,7 @@ struct HttpResponse {
   std::string body;
   std::string content_type;
   std::optional<std::chrono::seconds> retry_after;
+  std::optional<TimePoint> date;  // the server's clock, from the Date header
 };
 
 class HttpClient {

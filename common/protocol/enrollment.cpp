@@ -95,6 +95,17 @@ Result<EnrollRequest> parse_enroll_request(std::string_view body) {
 
 std::string to_json(const EnrollRequest& r) { return json{{"token", r.token}, {"csr", r.csr}}.dump(); }
 
+Result<RenewRequest> parse_renew_request(std::string_view body) {
+  auto doc = parse_object(body, "the request body");
+  if (!doc) return doc.error();
+  Reader r(*doc, "body");
+  RenewRequest out{r.string("csr")};
+  if (r.error()) return *r.error();
+  return out;
+}
+
+std::string to_json(const RenewRequest& r) { return json{{"csr", r.csr}}.dump(); }
+
 Result<EnrollmentResult> parse_enrollment_result(std::string_view body) {
   auto doc = parse_object(body, "the enrollment result");
   if (!doc) return doc.error();

@@ -16,6 +16,10 @@ struct EnrollRequest {
   std::string csr;  // PEM
 };
 
+struct RenewRequest {
+  std::string csr;  // PEM, with a new key and the current certificate's CN
+};
+
 struct NodeInfo {
   std::string username;
   std::string jid;
@@ -51,6 +55,9 @@ struct ErrorBody {
 // Parsers never throw: Errc::invalid_request with a message naming the bad field.
 Result<EnrollRequest> parse_enroll_request(std::string_view body);
 std::string to_json(const EnrollRequest& r);
+
+Result<RenewRequest> parse_renew_request(std::string_view body);
+std::string to_json(const RenewRequest& r);
 
 Result<EnrollmentResult> parse_enrollment_result(std::string_view body);
 std::string to_json(const EnrollmentResult& r);

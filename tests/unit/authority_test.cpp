@@ -1,0 +1,553 @@
+#include "ca-service/api/routes.hpp"
+#include "ca-service/authority/authority.hpp"
+#include "ca-service/enrollment/tokens.hpp"
+#include "common/crypto/certificate.hpp"
+#include "common/crypto/csr.hpp"
+#include "common/protocol/enrollment.hpp"
+#include "tests/support/test_pki.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <openssl/x509.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+// Catch2 cannot print boost::system::result by itself; show the error when a check fails.
+template <class T>
+struct Catch::StringMaker<evpn::Result<T>> {
+  static std::string convert(const evpn::Result<T>& r) {
+    return r ? "ok" : std::string(evpn::to_string(r.error().code)) + ": " + r.error().detail;
+  }
+};
+
+using namespace evpn;
+using namespace std::chrono_literals;
+using evpn::ca::authority::Authority;
+using evpn::ca::authority::Issued;
+
+namespace {
+
+namespace http = boost::beast::http;
+
+const TimePoint kNow = now_seconds();
+const ca::XmppConfig kXmpp{"example.test", "xmpp.example.test", 5222};
+constexpr std::chrono::seconds kLabLifetime = std::chrono::days(30);
+const std::string kRefused = "the enrollment token is unknown, expired or used up; ask the operator for a new one";
+const std::vector<std::string> kProvisioning = {"ensure_group lab", "ensure_user node1", "add_member node1 lab"};
+
+// The value of a Result that must hold one; the error detail otherwise.
+template <class T>
+T ok(Result<T> result) {
+  INFO((result ? std::string() : result.error().detail));
+  REQUIRE(result.has_value());
+  return std::move(*result);
+}
+
+// One root for the whole run: every test's CA signs with it.
+const test::TestPki& pki() {
+  static const test::TestPki instance;
+  return instance;
+}
+
+// Stands in for the XMPP server's directory: records each call as "<step> <arguments>", calls
+// `on_call` with the step's name before answering, and fails with Errc::unavailable at the step
+// named in `fail_at` (and at ping when `ping_fails`).
+class FakeDirectory : public ca::xmpp::Directory {
+ public:
+  std::vector<std::string> calls;
+  std::string fail_at;
+  bool ping_fails = false;
+  std::function<void(const std::string& step)> on_call;
+
+  Result<void> ensure_group(const std::string& group) override { return step("ensure_group", group); }
+  Result<void> ensure_user(const std::string& username) override { return step("ensure_user", username); }
+  Result<void> add_member(const std::string& username, const std::string& group) override {
+    return step("add_member", username + " " + group);
+  }
+  Result<void> disable_user(const std::string& username) override { return step("disable_user", username); }
+  Result<void> delete_user(const std::string& username) override { return step("delete_user", username); }
+  Result<void> ping() override {
+    if (ping_fails) return fail(Errc::unavailable, "connection refused");
+    return {};
+  }
+
+ private:
+  Result<void> step(const std::string& name, const std::string& arguments) {
+    calls.push_back(name + " " + arguments);
+    if (on_call) on_call(name);
+    if (name == fail_at) return fail(Errc::unavailable, name + " failed: connection refused");
+    return {};
+  }
+};
+
+ca::store::Store open_store(const std::filesystem::path& file) { return ok(ca::store::Store::open(file)); }
+
+void add_groups(ca::store::Store& store) {
+  REQUIRE(store.add_group({"lab", "overlay1", kLabLifetime}));
+  REQUIRE(store.add_group({"prod", "overlay2", std::chrono::days(7)}));
+}
+
+struct TokenSpec {
+  std::string group = "lab";
+  std::optional<std::string> username = std::nullopt;
+  int uses = 1;
+  TimePoint created_at = kNow;
+  std::chrono::seconds ttl = 24h;
+};
+
+// A CA with real signing and a real SQLite store (groups "lab" and "prod"), and a fake directory.
+struct Ca {
+  ca::store::Store store;
+  FakeDirectory directory;
+  Authority authority{store, pki().signer(), directory, kXmpp};
+  std::vector<std::string> token_ids;
+
+  explicit Ca(const std::filesystem::path& db = ":memory:") : store(open_store(db)) { add_groups(store); }
+
+  // Stores a new token and returns its text.
+  std::string token(const TokenSpec& spec = {}) {
+    auto made = ca::enrollment::make_token(spec.group, spec.username, spec.ttl, spec.uses, spec.created_at);
+    REQUIRE(store.add_token(made.record));
+    token_ids.push_back(made.record.id);
+    return made.text;
+  }
+
+  int uses_left(const std::string& token_id) {
+    auto record = ok(store.find_token(token_id));
+    REQUIRE(record);
+    return record->uses_left;
+  }
+
+  std::optional<ca::store::NodeRecord> node(const std::string& username) { return ok(store.find_node(username)); }
+
+  std::optional<std::string> current_serial(const std::string& username) {
+    auto n = node(username);
+    return n ? std::optional(n->current_serial) : std::nullopt;
+  }
+
+  std::optional<ca::store::CertificateRecord> certificate(const std::string& serial) {
+    return ok(store.find_certificate(serial));
+  }
+
+  // The error of a request that must be refused, after checking that no token use was spent and
+  // that the node `username` kept its current certificate (or still has none).
+  Error refused(const protocol::EnrollRequest& request, const std::string& username = "node1") {
+    std::map<std::string, int> uses_before;
+    for (const auto& id : token_ids) uses_before[id] = uses_left(id);
+    const auto serial_before = current_serial(username);
+
+    auto result = authority.enroll(request, kNow);
+    REQUIRE_FALSE(result);
+
+    for (const auto& [id, uses] : uses_before) CHECK(uses_left(id) == uses);
+    CHECK(current_serial(username) == serial_before);
+    return result.error();
+  }
+};
+
+std::string token_id(const std::string& token_text) { return ok(ca::enrollment::parse_token(token_text)).id; }
+
+crypto::Key ec_key() { return ok(crypto::Key::generate(crypto::KeyType::ec_p256)); }
+
+std::string csr_for(const crypto::Key& key, const std::string& common_name) {
+  return ok(crypto::Csr::create(key, common_name)).to_pem();
+}
+
+// A CSR with a CN that is present but empty, which Csr::create rightly cannot build.
+std::string csr_with_empty_cn(const crypto::Key& key) {
+  crypto::X509Req req(X509_REQ_new());
+  REQUIRE(req);
+  REQUIRE(X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(req.get()), NID_commonName, V_ASN1_UTF8STRING,
+                                     reinterpret_cast<const unsigned char*>(""), 0, -1, 0) == 1);
+  REQUIRE(X509_REQ_set_pubkey(req.get(), key.get()) == 1);
+  REQUIRE(X509_REQ_sign(req.get(), key.get(), EVP_sha256()) > 0);
+  return crypto::Csr(std::move(req)).to_pem();
+}
+
+// A CSR whose signature no longer matches its content: the last DER byte (part of the ECDSA
+// signature's s value) is flipped.
+std::string with_corrupted_signature(const std::string& csr_pem) {
+  auto csr = ok(crypto::Csr::from_pem(csr_pem));
+  unsigned char* der = nullptr;
+  const int len = i2d_X509_REQ(csr.get(), &der);
+  REQUIRE(len > 0);
+  std::string bytes(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
+  OPENSSL_free(der);
+  bytes.back() = static_cast<char>(bytes.back() ^ 0x01);
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  crypto::X509Req corrupted(d2i_X509_REQ(nullptr, &p, len));
+  REQUIRE(corrupted);
+  return crypto::Csr(std::move(corrupted)).to_pem();
+}
+
+// Lets two threads continue only once both have arrived; the timeout only keeps a bug from hanging
+// the test.
+class Meeting {
+ public:
+  void arrive() {
+    std::unique_lock lock(mutex_);
+    ++arrived_;
+    ready_.notify_all();
+    ready_.wait_for(lock, 10s, [this] { return arrived_ >= 2; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  int arrived_ = 0;
+};
+
+// A directory for database files, removed with everything in it (-wal, -shm) at the end.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path = std::filesystem::temp_directory_path() /
+           ("evpn-authority-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+ca::api::Request request(http::verb method, const std::string& target, std::string body = {}) {
+  ca::api::Request r{method, target, 11};
+  r.body() = std::move(body);
+  r.prepare_payload();
+  return r;
+}
+
+// What the routes answer to `request` from a loopback client.
+ca::api::Response answer(Ca& ca, const ca::api::Request& request) {
+  ca::api::RequestContext context;
+  context.client_address = "127.0.0.1";
+  return ca::api::Routes(ca.authority).handle(request, context);
+}
+
+protocol::ErrorBody error_body(const ca::api::Response& response) {
+  CHECK(response[http::field::content_type] == "application/json");
+  return ok(protocol::parse_error_body(response.body()));
+}
+
+}  // namespace
+
+TEST_CASE("a valid enrollment provisions the directory, then issues and records a certificate for the CSR's key") {
+  Ca ca;
+  const std::string token = ca.token({.uses = 2});
+  const std::string id = token_id(token);
+  const crypto::Key key = ec_key();
+  // Each directory step must happen while the store still shows nothing issued and nothing spent.
+  std::vector<std::string> untouched_at;
+  ca.directory.on_call = [&](const std::string& step) {
+    if (ca.uses_left(id) == 2 && !ca.node("node1")) untouched_at.push_back(step);
+  };
+
+  const Issued issued = ok(ca.authority.enroll({token, csr_for(key, "node1")}, kNow));
+
+  CHECK(ca.directory.calls == kProvisioning);
+  CHECK(untouched_at == std::vector<std::string>{"ensure_group", "ensure_user", "add_member"});
+
+  const auto& result = issued.result;
+  const auto cert = ok(crypto::Certificate::from_pem(result.certificate));
+  CHECK(cert.matches(key));
+  CHECK(cert.common_name() == "node1");
+  CHECK(cert.xmpp_addrs() == std::vector<std::string>{"node1@example.test"});
+  CHECK(cert.serial_hex() == result.serial);
+  CHECK(crypto::verify_chain(cert, ok(crypto::parse_pem_bundle(pki().root_pem())), kNow,
+                             X509_PURPOSE_SSL_CLIENT));
+
+  const auto record = ca.certificate(result.serial);
+  REQUIRE(record);
+  CHECK(record->username == "node1");
+  CHECK(record->group == "lab");
+  CHECK(record->status == "active");
+  CHECK(record->pem == result.certificate);
+  CHECK(record->issued_at == kNow);
+  const auto node = ca.node("node1");
+  REQUIRE(node);
+  CHECK(node->current_serial == result.serial);
+  CHECK(node->group == "lab");
+  CHECK(ca.uses_left(id) == 1);
+
+  CHECK(issued.token_id == id);
+  CHECK(result.root == pki().root_pem());
+  CHECK(result.chain.empty());
+  CHECK(result.node.username == "node1");
+  CHECK(result.node.jid == "node1@example.test");
+  CHECK(result.node.group == "lab");
+  CHECK(result.node.overlay == "overlay1");
+  CHECK(result.xmpp.host == "xmpp.example.test");
+  CHECK(result.xmpp.port == 5222);
+  CHECK(result.xmpp.domain == "example.test");
+  CHECK(result.xmpp.transport == "starttls");
+  CHECK(result.not_before == to_rfc3339(kNow - 5min));
+  CHECK(result.not_after == to_rfc3339(kNow + kLabLifetime));
+  CHECK(result.renew_after == to_rfc3339(kNow + kLabLifetime * 2 / 3));
+  CHECK(result.server_time == to_rfc3339(kNow));
+}
+
+TEST_CASE("enrollment takes the certificate lifetime from the token's group") {
+  Ca ca;
+  const auto result = ok(ca.authority.enroll({ca.token({.group = "prod"}), csr_for(ec_key(), "node1")}, kNow)).result;
+  CHECK(result.node.group == "prod");
+  CHECK(result.node.overlay == "overlay2");
+  CHECK(result.not_after == to_rfc3339(kNow + std::chrono::days(7)));
+  CHECK(ok(crypto::Certificate::from_pem(result.certificate)).not_after() == kNow + std::chrono::days(7));
+}
+
+TEST_CASE("enrollment refuses a CSR that is not PEM, or whose signature does not verify, and spends nothing") {
+  Ca ca;
+  const std::string token = ca.token();
+
+  SECTION("not PEM") {
+    const Error e = ca.refused({token, "-----BEGIN CERTIFICATE REQUEST-----\nnonsense\n"});
+    CHECK(e.code == Errc::invalid_request);
+  }
+  SECTION("a corrupted signature") {
+    const Error e = ca.refused({token, with_corrupted_signature(csr_for(ec_key(), "node1"))});
+    CHECK(e.code == Errc::invalid_request);
+    CHECK_THAT(e.detail, Catch::Contains("signature"));
+  }
+  CHECK(ca.directory.calls.empty());
+}
+
+TEST_CASE("enrollment refuses an RSA-1024 key and spends nothing") {
+  Ca ca;
+  crypto::Key weak(crypto::PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{1024})));
+  REQUIRE(weak.get());
+  const Error e = ca.refused({ca.token(), csr_for(weak, "node1")});
+  CHECK(e.code == Errc::invalid_request);
+  CHECK_THAT(e.detail, Catch::Contains("1024"));
+  CHECK(ca.directory.calls.empty());
+}
+
+TEST_CASE("enrollment refuses a CN that is not a valid username and spends nothing") {
+  Ca ca;
+  const std::string token = ca.token();
+  const std::string cn = GENERATE(as<std::string>{}, "Node1", "a/b", "..", "");
+  const crypto::Key key = ec_key();
+  const Error e = ca.refused({token, cn.empty() ? csr_with_empty_cn(key) : csr_for(key, cn)}, cn);
+  CHECK(e.code == Errc::invalid_request);
+  CHECK_THAT(e.detail, Catch::StartsWith("the CSR's CN: "));
+  CHECK(ca.directory.calls.empty());
+}
+
+TEST_CASE("enrollment refuses unknown, wrong, expired and used-up tokens alike and spends nothing") {
+  Ca ca;
+  const std::string valid = ca.token({.uses = 3});
+  const std::string id = token_id(valid);
+  const std::string secret = valid.substr(valid.size() - 64);
+  const std::string csr = csr_for(ec_key(), "node1");
+
+  std::string presented;
+  SECTION("unknown id") { presented = "evpn1_0123456789abcdef_" + secret; }
+  SECTION("wrong secret") { presented = "evpn1_" + id + "_" + std::string(64, 'a'); }
+  SECTION("expired") { presented = ca.token({.created_at = kNow - 2h, .ttl = 1h}); }
+  SECTION("used up") { presented = ca.token({.uses = 0}); }
+
+  const Error e = ca.refused({presented, csr});
+  CHECK(e.code == Errc::unauthorized);
+  CHECK(e.detail == kRefused);
+  CHECK(ca.directory.calls.empty());
+}
+
+TEST_CASE("enrollment refuses a malformed token as unauthorized without repeating it") {
+  Ca ca;
+  ca.token();
+  const std::string malformed = "evpn1_not-a-token";
+  const Error e = ca.refused({malformed, csr_for(ec_key(), "node1")});
+  CHECK(e.code == Errc::unauthorized);
+  CHECK(e.detail.find(malformed) == std::string::npos);
+  CHECK(ca.directory.calls.empty());
+}
+
+TEST_CASE("enrollment refuses a token pinned to another username, naming both names") {
+  Ca ca;
+  const Error e = ca.refused({ca.token({.username = "node2"}), csr_for(ec_key(), "node1")});
+  CHECK(e.code == Errc::forbidden);
+  CHECK_THAT(e.detail, Catch::Contains("'node2'") && Catch::Contains("'node1'"));
+  CHECK_FALSE(ca.node("node2"));
+  CHECK(ca.directory.calls.empty());
+}
+
+TEST_CASE("a directory failure at any step issues nothing, spends nothing and stops provisioning there") {
+  Ca ca;
+  const auto failing = GENERATE(0u, 1u, 2u);
+  const std::vector<std::string> steps = {"ensure_group", "ensure_user", "add_member"};
+  ca.directory.fail_at = steps[failing];
+
+  const Error e = ca.refused({ca.token(), csr_for(ec_key(), "node1")});
+
+  CHECK(e.code == Errc::unavailable);
+  CHECK_THAT(e.detail, Catch::Matches(".*nothing was issued and (no|the) token was (not )?spent.*"));
+  CHECK(ca.directory.calls ==
+        std::vector<std::string>(kProvisioning.begin(), kProvisioning.begin() + failing + 1));
+}
+
+TEST_CASE("a username enrolled in one group cannot be enrolled in another") {
+  Ca ca;
+  ok(ca.authority.enroll({ca.token({.username = "node1"}), csr_for(ec_key(), "node1")}, kNow));
+  ca.directory.calls.clear();
+
+  const Error e = ca.refused({ca.token({.group = "prod", .username = "node1"}), csr_for(ec_key(), "node1")});
+
+  CHECK(e.code == Errc::conflict);
+  CHECK_THAT(e.detail, Catch::Contains("'lab'"));
+  const auto node = ca.node("node1");
+  REQUIRE(node);
+  CHECK(node->group == "lab");
+  CHECK(ca.directory.calls.empty());
+}
+
+TEST_CASE("a live username cannot be taken over with a token that is not pinned to it") {
+  Ca ca;
+  ok(ca.authority.enroll({ca.token(), csr_for(ec_key(), "node1")}, kNow));
+  ca.directory.calls.clear();
+
+  const Error e = ca.refused({ca.token(), csr_for(ec_key(), "node1")});
+
+  CHECK(e.code == Errc::conflict);
+  CHECK_THAT(e.detail, Catch::Contains("--username node1"));
+  CHECK(ca.directory.calls.empty());
+}
+
+TEST_CASE("a token pinned to a live username re-enrolls it and supersedes the old certificate") {
+  Ca ca;
+  const auto first = ok(ca.authority.enroll({ca.token(), csr_for(ec_key(), "node1")}, kNow)).result;
+  const crypto::Key new_key = ec_key();
+  const std::string pinned = ca.token({.username = "node1"});
+
+  const auto second = ok(ca.authority.enroll({pinned, csr_for(new_key, "node1")}, kNow + 1h)).result;
+
+  CHECK(second.serial != first.serial);
+  CHECK(ok(crypto::Certificate::from_pem(second.certificate)).matches(new_key));
+  CHECK(ca.current_serial("node1") == second.serial);
+  const auto old_record = ca.certificate(first.serial), new_record = ca.certificate(second.serial);
+  REQUIRE(old_record);
+  REQUIRE(new_record);
+  CHECK(old_record->status == "superseded");
+  CHECK(new_record->status == "active");
+  CHECK(ca.uses_left(token_id(pinned)) == 0);
+}
+
+TEST_CASE("two requests racing for a token's last use get one certificate and one refusal") {
+  TempDir dir;
+  const auto db = dir.path / "state.db";
+  Ca first(db);
+  const std::string token = first.token();
+  ca::store::Store second_store = open_store(db);
+  FakeDirectory second_directory;
+  Authority second(second_store, pki().signer(), second_directory, kXmpp);
+  // Both requests pass every check before either records: the store alone must decide.
+  Meeting meeting;
+  for (FakeDirectory* d : {&first.directory, &second_directory})
+    d->on_call = [&](const std::string& step) {
+      if (step == "add_member") meeting.arrive();
+    };
+  const std::string csr1 = csr_for(ec_key(), "node1"), csr2 = csr_for(ec_key(), "node2");
+
+  std::optional<Result<Issued>> r1, r2;
+  std::thread t1([&] { r1.emplace(first.authority.enroll({token, csr1}, kNow)); });
+  std::thread t2([&] { r2.emplace(second.enroll({token, csr2}, kNow)); });
+  t1.join();
+  t2.join();
+
+  REQUIRE(r1);
+  REQUIRE(r2);
+  REQUIRE(r1->has_value() != r2->has_value());
+  const Result<Issued>& won = r1->has_value() ? *r1 : *r2;
+  const Result<Issued>& lost = r1->has_value() ? *r2 : *r1;
+  const std::string winner = r1->has_value() ? "node1" : "node2";
+  const std::string loser = r1->has_value() ? "node2" : "node1";
+  CHECK(lost.error().code == Errc::unauthorized);
+  CHECK(lost.error().detail == kRefused);
+  CHECK(first.current_serial(winner) == won->result.serial);
+  CHECK(first.certificate(won->result.serial));
+  CHECK_FALSE(first.node(loser));
+  CHECK(first.uses_left(token_id(token)) == 0);
+}
+
+TEST_CASE("health is ok while the store and directory answer, unavailable when the directory does not") {
+  Ca ca;
+  CHECK(ca.authority.health());
+  ca.directory.ping_fails = true;
+  const auto r = ca.authority.health();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::unavailable);
+  CHECK_THAT(r.error().detail, Catch::Contains("connection refused"));
+}
+
+TEST_CASE("GET /v1/roots answers 200 with the root certificate in PEM") {
+  Ca ca;
+  const auto response = answer(ca, request(http::verb::get, "/v1/roots"));
+  CHECK(response.result() == http::status::ok);
+  CHECK(response.body() == pki().root_pem());
+}
+
+TEST_CASE("POST /v1/enroll answers 201 with an enrollment result the agent can parse") {
+  Ca ca;
+  const crypto::Key key = ec_key();
+  const auto body = protocol::to_json(protocol::EnrollRequest{ca.token(), csr_for(key, "node1")});
+
+  const auto response = answer(ca, request(http::verb::post, "/v1/enroll", body));
+
+  CHECK(response.result() == http::status::created);
+  CHECK(response[http::field::content_type] == "application/json");
+  const auto result = ok(protocol::parse_enrollment_result(response.body()));
+  CHECK(ok(crypto::Certificate::from_pem(result.certificate)).matches(key));
+  CHECK(result.node.jid == "node1@example.test");
+  CHECK(ca.current_serial("node1") == result.serial);
+}
+
+TEST_CASE("POST /v1/enroll answers 400 invalid_request to a body that is not JSON") {
+  Ca ca;
+  const auto response = answer(ca, request(http::verb::post, "/v1/enroll", "{\"token\": "));
+  CHECK(response.result() == http::status::bad_request);
+  const auto body = error_body(response);
+  CHECK(body.error == "invalid_request");
+  CHECK_FALSE(body.message.empty());
+}
+
+TEST_CASE("POST /v1/enroll answers 401 unauthorized to an unknown token") {
+  Ca ca;
+  const std::string unknown = "evpn1_0123456789abcdef_" + std::string(64, 'a');
+  const auto body = protocol::to_json(protocol::EnrollRequest{unknown, csr_for(ec_key(), "node1")});
+  const auto response = answer(ca, request(http::verb::post, "/v1/enroll", body));
+  CHECK(response.result() == http::status::unauthorized);
+  CHECK(error_body(response).error == "unauthorized");
+}
+
+TEST_CASE("POST /v1/enroll answers 503 with Retry-After while the directory is down") {
+  Ca ca;
+  ca.directory.fail_at = "ensure_group";
+  const auto body = protocol::to_json(protocol::EnrollRequest{ca.token(), csr_for(ec_key(), "node1")});
+  const auto response = answer(ca, request(http::verb::post, "/v1/enroll", body));
+  CHECK(response.result() == http::status::service_unavailable);
+  CHECK_FALSE(response[http::field::retry_after].empty());
+  CHECK(error_body(response).error == "unavailable");
+  CHECK_FALSE(ca.node("node1"));
+}
+
+TEST_CASE("an unknown path answers 404 not_found") {
+  Ca ca;
+  const auto response = answer(ca, request(http::verb::get, "/v1/nothing"));
+  CHECK(response.result() == http::status::not_found);
+  CHECK(error_body(response).error == "not_found");
+}
+
+TEST_CASE("GET /healthz answers 200 while the directory answers and 503 when it does not") {
+  Ca ca;
+  CHECK(answer(ca, request(http::verb::get, "/healthz")).result() == http::status::ok);
+  ca.directory.ping_fails = true;
+  const auto response = answer(ca, request(http::verb::get, "/healthz"));
+  CHECK(response.result() == http::status::service_unavailable);
+  CHECK(error_body(response).error == "unavailable");
+}
