@@ -1,5 +1,6 @@
 #include "agent/node_files.hpp"
 
+#include "agent/test_hook.hpp"
 #include "common/fs/atomic_file.hpp"
 
 #include <nlohmann/json.hpp>
@@ -102,11 +103,14 @@ Result<void> NodeFiles::commit(const StagedPair& staged, const NodeState& state)
   if (ec) return io_error("cannot remove", pair_dir, ec);
   stdfs::rename(staged.dir, pair_dir, ec);
   if (ec) return io_error("cannot move the staged pair to", pair_dir, ec);
+  test_step("pair-renamed");
   stdfs::rename(pair_dir / "root.crt", root_file(), ec);
   if (ec) return io_error("cannot move the root certificate to", root_file(), ec);
+  test_step("root-moved");
   // This write fsyncs the state directory, so both renames above are durable before `current`
   // can point at the new pair.
   if (auto r = fs::write_file_atomic(state_file(), state_json, kPrivateFile); !r) return r.error();
+  test_step("state-written");
 
   // The symlink swap is the single commit point: `current` names either the old pair or the
   // new one, and key and certificate always come from the same directory.
@@ -114,12 +118,14 @@ Result<void> NodeFiles::commit(const StagedPair& staged, const NodeState& state)
   stdfs::remove(link, ec);
   stdfs::create_directory_symlink(name, link, ec);
   if (ec) return io_error("cannot create the symlink", link, ec);
+  test_step("link-created");
   stdfs::rename(link, current_dir(), ec);
   if (ec) {
     stdfs::remove(link, ec);
     return io_error("cannot swap the symlink", current_dir(), ec);
   }
   if (auto r = fs::sync_directory(dir_); !r) return r.error();
+  test_step("swapped");
 
   // The previous pair stays, so a node can still go back to it by hand.
   remove_directories(dir_, kPairPrefix, {name, previous});

@@ -14,7 +14,7 @@ step "installing missing packages"
 "$src/deploy/install-deps.sh"
 
 step "building into $build"
-cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVPN_TEST_HOOKS=OFF >/dev/null
 cmake --build "$build" --target evpn-ca evpn-agent -j"$(nproc)" >/dev/null
 ca_bin=$build/ca-service/evpn-ca
 agent_bin=$build/agent/evpn-agent

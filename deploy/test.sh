@@ -5,10 +5,10 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-build=${EVPN_BUILD_DIR:-$src/build}
+build=${EVPN_BUILD_DIR:-$src/build-tests}
 
 "$src/deploy/install-deps.sh"
-cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVPN_TEST_HOOKS=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"
 cd "$build"
 ctest --output-on-failure --timeout 900 "$@"
