@@ -130,8 +130,9 @@ Result<Certificate> Signer::create_root(const Key& ca_key, const std::string& co
   return sign(std::move(*cert), ca_key);
 }
 
-Result<Certificate> Signer::issue_node(EVP_PKEY* subject_key, const NodeProfile& profile, TimePoint now) const {
-  auto cert = new_certificate(profile.username, root_.get(), subject_key, profile.lifetime, now);
+Result<Certificate> Signer::issue_leaf(EVP_PKEY* subject_key, const std::string& cn, const char* extended_key_usage,
+                                       GENERAL_NAMES* alt_names, std::chrono::seconds lifetime, TimePoint now) const {
+  auto cert = new_certificate(cn, root_.get(), subject_key, lifetime, now);
   if (!cert) return cert.error();
   // keyEncipherment only means something for RSA key transport.
   const char* key_usage =
@@ -139,40 +140,31 @@ Result<Certificate> Signer::issue_node(EVP_PKEY* subject_key, const NodeProfile&
   if (auto r = add_extensions(cert->get(), root_.get(),
                               {{NID_basic_constraints, "critical,CA:FALSE"},
                                {NID_key_usage, key_usage},
-                               {NID_ext_key_usage, "clientAuth"},
+                               {NID_ext_key_usage, extended_key_usage},
                                {NID_subject_key_identifier, "hash"},
                                {NID_authority_key_identifier, "keyid:always"}});
       !r)
     return r.error();
+  if (auto r = add_subject_alt_names(cert->get(), alt_names); !r) return r.error();
+  return sign(std::move(*cert), key_);
+}
+
+Result<Certificate> Signer::issue_node(EVP_PKEY* subject_key, const NodeProfile& profile, TimePoint now) const {
   GeneralNames names(sk_GENERAL_NAME_new_null());
   if (!names) return build_failure("build the subjectAltName");
   if (auto r = push_name(names.get(), xmpp_addr_name(profile.username + "@" + profile.xmpp_domain)); !r)
     return r.error();
-  if (auto r = add_subject_alt_names(cert->get(), names.get()); !r) return r.error();
-  return sign(std::move(*cert), key_);
+  return issue_leaf(subject_key, profile.username, "clientAuth", names.get(), profile.lifetime, now);
 }
 
 Result<Certificate> Signer::issue_server(EVP_PKEY* subject_key, const std::vector<std::string>& names,
                                          std::chrono::seconds lifetime, TimePoint now) const {
   if (names.empty()) return fail(Errc::invalid_request, "a server certificate needs at least one name");
-  auto cert = new_certificate(names.front(), root_.get(), subject_key, lifetime, now);
-  if (!cert) return cert.error();
-  const char* key_usage =
-      EVP_PKEY_is_a(subject_key, "RSA") ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature";
-  if (auto r = add_extensions(cert->get(), root_.get(),
-                              {{NID_basic_constraints, "critical,CA:FALSE"},
-                               {NID_key_usage, key_usage},
-                               {NID_ext_key_usage, "serverAuth"},
-                               {NID_subject_key_identifier, "hash"},
-                               {NID_authority_key_identifier, "keyid:always"}});
-      !r)
-    return r.error();
   GeneralNames sans(sk_GENERAL_NAME_new_null());
   if (!sans) return build_failure("build the subjectAltName");
   for (const auto& name : names)
     if (auto r = push_name(sans.get(), dns_or_ip_name(name)); !r) return r.error();
-  if (auto r = add_subject_alt_names(cert->get(), sans.get()); !r) return r.error();
-  return sign(std::move(*cert), key_);
+  return issue_leaf(subject_key, names.front(), "serverAuth", sans.get(), lifetime, now);
 }
 
 }  // namespace evpn::ca::signing

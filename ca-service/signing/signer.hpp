@@ -39,6 +39,11 @@ class Signer {
   const crypto::Certificate& root() const noexcept { return root_; }
 
  private:
+  // An end-entity certificate under the root: CN, CA:FALSE, keyUsage for the key's type, the one
+  // extendedKeyUsage given, SKI/AKI and exactly `alt_names` as subjectAltName.
+  Result<crypto::Certificate> issue_leaf(EVP_PKEY* subject_key, const std::string& cn, const char* extended_key_usage,
+                                         GENERAL_NAMES* alt_names, std::chrono::seconds lifetime, TimePoint now) const;
+
   crypto::Key key_;
   crypto::Certificate root_;
 };

@@ -1,5 +1,7 @@
 #include "ca-service/store/store.hpp"
 
+#include "tests/support/catch_result.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -9,13 +11,6 @@
 #include <thread>
 #include <vector>
 
-// Catch2 cannot print boost::system::result by itself; show the error when a check fails.
-template <class T>
-struct Catch::StringMaker<evpn::Result<T>> {
-  static std::string convert(const evpn::Result<T>& r) {
-    return r ? "ok" : std::string(evpn::to_string(r.error().code)) + ": " + r.error().detail;
-  }
-};
 
 using namespace evpn;
 using namespace evpn::ca::store;
