@@ -1,0 +1,75 @@
+#pragma once
+// A whole deployment for integration tests, as deploy/demo.sh builds it: a CA directory made by
+// the real `evpn-ca init`, the XMPP server's certificate from `evpn-ca server-cert`, a real
+// ejabberd provisioned by the CA, and `evpn-ca serve`, all on loopback in a temporary directory.
+// Set-up failures throw std::runtime_error with the relevant log.
+
+#include "tests/support/ejabberd_server.hpp"
+#include "tests/support/process.hpp"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace evpn::test {
+
+// One node's own directory: the agent's state directory and its EdgeVPN config.
+struct TestNode {
+  std::string username;
+  std::filesystem::path dir;
+  std::filesystem::path state() const { return dir / "state"; }
+  std::filesystem::path config() const { return dir / "config.json"; }
+  std::filesystem::path current() const { return state() / "current"; }
+};
+
+class Deployment {
+ public:
+  static constexpr const char* domain = "evpn.test";
+
+  // `directory` is the CA's --directory: "ejabberd" (provisioning the ejabberd below) or another
+  // backend given with `directory_url`. Starts ejabberd and `evpn-ca serve`.
+  explicit Deployment(const std::string& prefix = "evpn-it", const std::string& directory = "ejabberd",
+                      const std::string& directory_url = "");
+  Deployment(const Deployment&) = delete;
+  Deployment& operator=(const Deployment&) = delete;
+
+  const std::filesystem::path& dir() const { return temp_.path(); }
+  const std::filesystem::path& ca_dir() const { return ca_dir_; }
+  const std::string& ca_url() const { return ca_url_; }
+  const std::string& fingerprint() const { return fingerprint_; }
+  EjabberdServer& xmpp() { return xmpp_; }
+  std::filesystem::path serve_log() const { return dir() / "ca-serve.log"; }
+
+  // `evpn-ca serve` on the same port and directory.
+  void start_ca();
+  void stop_ca();
+
+  // Runs `evpn-ca <args...> --dir <ca>`; returns stdout without its final newline, throws when it fails.
+  std::string evpn_ca(std::vector<std::string> args) const;
+  // `evpn-ca group add`.
+  void add_group(const std::string& name, const std::string& overlay, const std::string& lifetime = "30d") const;
+  // `evpn-ca token create --group <group> <options...>`; returns the token.
+  std::string token(const std::string& group, const std::vector<std::string>& options = {}) const;
+
+  // A node with a fresh, empty directory.
+  TestNode node(const std::string& username);
+  // The evpn-agent enroll command line for `node` (with --json).
+  std::vector<std::string> enroll_command(const TestNode& node, const std::string& token) const;
+  RunResult enroll(const TestNode& node, const std::string& token, const Environment& env = {}) const;
+
+ private:
+  TempDir temp_;
+  std::filesystem::path ca_dir_;
+  EjabberdServer xmpp_;
+  std::uint16_t ca_port_;
+  std::string ca_url_;
+  std::string fingerprint_;
+  std::optional<BackgroundProcess> ca_;
+  int nodes_ = 0;
+};
+
+// The whole content of a file ("" when it cannot be read).
+std::string read_file(const std::filesystem::path& file);
+
+}  // namespace evpn::test
