@@ -3,6 +3,7 @@
 #include "agent/ca_client.hpp"
 #include "agent/evio_config.hpp"
 #include "agent/install.hpp"
+#include "agent/system_trust.hpp"
 #include "common/crypto/csr.hpp"
 #include "common/fs/atomic_file.hpp"
 #include "common/log.hpp"
@@ -132,6 +133,17 @@ ExitCode run_enroll(EnrollOptions options) {
   const bool as_json = completed ? completed->json : options.json;
   if (result) {
     print(*result, NodeFiles(completed->state_dir), as_json);
+    if (!completed->install_root) return exit_ok;
+    const auto dir = completed->system_trust_dir.empty() ? default_system_trust_dir
+                                                         : std::filesystem::path(completed->system_trust_dir);
+    auto trusted = install_system_root(result->answer.root, dir);
+    if (!trusted) {
+      std::cerr << "evpn-agent: warning: the node is enrolled and its enrollment is kept, but the CA root was not "
+                   "installed in the system trust store: "
+                << trusted.error().detail << "\n";
+      return exit_local;
+    }
+    std::cerr << "evpn-agent: installed the CA root in the system trust store as " << trusted->string() << "\n";
     return exit_ok;
   }
   const Failure& f = result.error();

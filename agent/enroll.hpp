@@ -21,6 +21,10 @@ struct EnrollOptions {
   std::string key_type;     // default ec-p256
   std::chrono::milliseconds timeout{30000};  // for each exchange with the CA, and for the XMPP login
   bool json = false;
+  // After a successful enrollment, also put the pinned root into the system trust store (see
+  // agent/system_trust.hpp); a failure there ends with exit_local but keeps the enrollment.
+  bool install_root = false;
+  std::string system_trust_dir;  // default /usr/local/share/ca-certificates
 };
 
 ExitCode run_enroll(EnrollOptions options);

@@ -1,7 +1,9 @@
 // evpn-agent: puts this node on an EdgeVPN network. Parses the command line and calls one
 // run_<command> per sub-command.
 
+#include "agent/check.hpp"
 #include "agent/enroll.hpp"
+#include "agent/renew.hpp"
 #include "common/log.hpp"
 
 #include <CLI/CLI.hpp>
@@ -37,17 +39,81 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 600))
       ->capture_default_str();
   enroll_cmd->add_flag("--json", enroll.json, "print a machine-readable result on stdout");
+  enroll_cmd->add_flag("--install-root", enroll.install_root,
+                       "after enrolling, copy the pinned root into the system trust store and run "
+                       "update-ca-certificates (EdgeVPN trusts the XMPP server only through that store); a failure "
+                       "there exits 6 but keeps the enrollment");
+  enroll_cmd->add_option("--system-trust-dir", enroll.system_trust_dir,
+                         "where --install-root writes evpn-enroll-<fingerprint>.crt; update-ca-certificates runs only "
+                         "for the default [/usr/local/share/ca-certificates]");
+
+  RenewOptions renew;
+  long renew_timeout_s = 30, retry_for_s = 300;
+  auto* renew_cmd = app.add_subcommand(
+      "renew",
+      "renew the certificate when a third of its lifetime is left: new key, certificate over mutual TLS, XMPP login "
+      "with the new pair, then an atomic swap (the previous pair is kept). Does nothing and exits 0 when not due.\n"
+      "Exit codes: as enroll, plus 7 when the certificate expired or the CA no longer accepts it and no token is "
+      "configured: enroll again.");
+  renew_cmd->add_option("--state-dir", renew.state_dir, "the node's state directory")->capture_default_str();
+  renew_cmd->add_option("--config", renew.config_file,
+                        "agent config (JSON); with a \"token\" in it an expired node enrolls again");
+  renew_cmd->add_flag("--force", renew.force, "renew even when not due");
+  renew_cmd->add_option("--on-renew", renew.on_renew,
+                        "shell command run after a successful swap, e.g. 'systemctl restart evio'; it gets "
+                        "EVPN_CERT_FILE, EVPN_KEY_FILE, EVPN_ROOT_FILE, EVPN_SERIAL, EVPN_USERNAME, EVPN_NOT_AFTER");
+  renew_cmd->add_option("--xmpp-ca", renew.xmpp_ca, "PEM file trusted for the XMPP server's certificate [the pinned CA root]");
+  renew_cmd->add_option("--timeout", renew_timeout_s, "seconds allowed for each exchange with the CA and for the login")
+      ->check(CLI::Range(1, 600))
+      ->capture_default_str();
+  renew_cmd->add_option("--retry-for", retry_for_s, "seconds to keep retrying transient failures (0: one attempt)")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
+  renew_cmd->add_flag("--json", renew.json, "print a machine-readable result on stdout");
+
+  CheckOptions check;
+  long check_timeout_s = 15;
+  auto* check_cmd = app.add_subcommand(
+      "check",
+      "check this node's health: key and certificate present, key mode 0600, key matches certificate, chain to the "
+      "pinned root, days left versus the renewal window, EdgeVPN config, and a real SASL EXTERNAL login.\n"
+      "Exit codes (Nagios): 0 OK; 1 WARNING (renewal due, expiring within --warn-days); 2 CRITICAL (login fails, "
+      "expired, mismatch, ...); 3 UNKNOWN (not enrolled, bad command line).");
+  check_cmd->add_option("--state-dir", check.state_dir, "the node's state directory")->capture_default_str();
+  check_cmd->add_flag("--json", check.json, "print every check as JSON on stdout");
+  check_cmd->add_option("--metrics", check.metrics_file,
+                        "also write Prometheus gauges to this file (atomically), e.g. for node_exporter's textfile "
+                        "collector");
+  check_cmd->add_option("--warn-days", check.warn_days, "WARNING when the certificate expires within this many days")
+      ->check(CLI::Range(0, 36500))
+      ->capture_default_str();
+  check_cmd->add_option("--xmpp-ca", check.xmpp_ca,
+                        "PEM file trusted for the XMPP server's certificate [the pinned CA root]");
+  check_cmd->add_option("--timeout", check_timeout_s, "seconds allowed for the XMPP login")
+      ->check(CLI::Range(1, 600))
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? exit_ok : exit_usage;
+    // A monitoring system reads a broken check command line as UNKNOWN, not as CRITICAL.
+    if (app.exit(e) == 0) return exit_ok;
+    return check_cmd->parsed() ? static_cast<int>(CheckStatus::unknown) : exit_usage;
   }
   evpn::init_logging("evpn-agent", log_level);
   try {
+    if (*renew_cmd) {
+      renew.timeout = std::chrono::seconds(renew_timeout_s);
+      renew.retry_for = std::chrono::seconds(retry_for_s);
+      return run_renew(renew);
+    }
     if (*enroll_cmd) {
       enroll.timeout = std::chrono::seconds(timeout_s);
       return run_enroll(enroll);
+    }
+    if (*check_cmd) {
+      check.timeout = std::chrono::seconds(check_timeout_s);
+      return run_check(check);
     }
   } catch (const std::exception& e) {
     spdlog::critical("unexpected failure: {}", e.what());

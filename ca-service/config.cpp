@@ -42,15 +42,21 @@ Result<CaConfig> load_config(const std::filesystem::path& file) {
   const ordered_json empty = ordered_json::object();
   const auto& xmpp = doc.contains("xmpp") ? doc["xmpp"] : empty;
   const auto& dir = doc.contains("directory") ? doc["directory"] : empty;
+  const auto& limits = doc.contains("rate_limits") ? doc["rate_limits"] : empty;
   for (auto r : {read(doc, "", "listen", c.listen), read(doc, "", "hostnames", c.hostnames),
                  read(doc, "", "key_type", c.key_type), read(doc, "", "max_connections", c.max_connections),
                  read(xmpp, "xmpp.", "domain", c.xmpp.domain), read(xmpp, "xmpp.", "host", c.xmpp.host),
                  read(xmpp, "xmpp.", "port", c.xmpp.port), read(dir, "directory.", "type", c.directory.type),
-                 read(dir, "directory.", "url", c.directory.url),
+                 read(dir, "directory.", "url", c.directory.url), read(dir, "directory.", "auth", c.directory.auth),
+                 read(dir, "directory.", "username", c.directory.username),
                  read(dir, "directory.", "secret_file", c.directory.secret_file),
                  read(dir, "directory.", "secret_env", c.directory.secret_env),
                  read(dir, "directory.", "ca_file", c.directory.ca_file),
-                 read(dir, "directory.", "timeout_ms", c.directory.timeout_ms)})
+                 read(dir, "directory.", "timeout_ms", c.directory.timeout_ms),
+                 read(limits, "rate_limits.", "address_failures", c.rate_limits.address_failures),
+                 read(limits, "rate_limits.", "address_window_seconds", c.rate_limits.address_window_seconds),
+                 read(limits, "rate_limits.", "token_failures", c.rate_limits.token_failures),
+                 read(limits, "rate_limits.", "token_window_seconds", c.rate_limits.token_window_seconds)})
     if (!r) return with_context(r.error(), file.string());
   if (c.xmpp.domain.empty()) return fail(Errc::invalid_request, file.string() + ": xmpp.domain must be set");
   if (c.xmpp.host.empty()) c.xmpp.host = c.xmpp.domain;
@@ -63,6 +69,8 @@ Result<void> save_config(const std::filesystem::path& file, const CaConfig& c) {
       {"directory",
        {{"type", c.directory.type},
         {"url", c.directory.url},
+        {"auth", c.directory.auth},
+        {"username", c.directory.username},
         {"secret_file", c.directory.secret_file},
         {"secret_env", c.directory.secret_env},
         {"ca_file", c.directory.ca_file},
@@ -71,6 +79,11 @@ Result<void> save_config(const std::filesystem::path& file, const CaConfig& c) {
       {"hostnames", c.hostnames},
       {"key_type", c.key_type},
       {"max_connections", c.max_connections},
+      {"rate_limits",
+       {{"address_failures", c.rate_limits.address_failures},
+        {"address_window_seconds", c.rate_limits.address_window_seconds},
+        {"token_failures", c.rate_limits.token_failures},
+        {"token_window_seconds", c.rate_limits.token_window_seconds}}},
   };
   using std::filesystem::perms;
   return fs::write_file_atomic(file, doc.dump(2) + "\n", perms::owner_read | perms::owner_write | perms::group_read);

@@ -19,10 +19,21 @@ struct XmppConfig {
 struct DirectoryConfig {
   std::string type = "ejabberd";  // "ejabberd", "openfire" or "none"
   std::string url;                // e.g. http://127.0.0.1:5280/api
-  std::string secret_file;        // file holding the API secret (Openfire), if any
+  std::string auth = "secret";    // Openfire: "secret" (shared secret) or "basic" (admin account)
+  std::string username;           // Openfire admin user for "basic"
+  std::string secret_file;        // file holding the API secret (basic: the admin password), if any
   std::string secret_env;         // environment variable holding it, if any
   std::string ca_file;            // PEM trust anchors for an https url ("" = system store)
   int timeout_ms = 5000;
+};
+
+// Failed enroll/renew attempts (answers 400, 401, 403, 409) that `serve` hears before it answers
+// 429 with Retry-After; 0 failures turns a limit off.
+struct RateLimitConfig {
+  int address_failures = 10;  // per client address (enroll and renew together)
+  int address_window_seconds = 60;
+  int token_failures = 5;  // per token id, from any address: a token's secret cannot be guessed online
+  int token_window_seconds = 600;
 };
 
 struct CaConfig {
@@ -32,6 +43,7 @@ struct CaConfig {
   std::vector<std::string> hostnames;      // names in the service's TLS certificate
   std::string key_type = "ec-p256";        // of the CA key
   int max_connections = 256;
+  RateLimitConfig rate_limits;
 };
 
 // Errc::invalid_request naming the bad key, or Errc::not_found / Errc::io.
@@ -48,6 +60,7 @@ struct CaPaths {
   std::filesystem::path tls_cert() const { return dir / "tls" / "server.crt"; }
   std::filesystem::path tls_key() const { return dir / "tls" / "server.key"; }
   std::filesystem::path store() const { return dir / "state.db"; }
+  std::filesystem::path crl() const { return dir / "crl.der"; }
 };
 
 }  // namespace evpn::ca

@@ -2,6 +2,7 @@
 // run_<command> per sub-command.
 
 #include "ca-service/app.hpp"
+#include "ca-service/signing/signer.hpp"
 #include "common/log.hpp"
 
 #include <CLI/CLI.hpp>
@@ -26,8 +27,17 @@ int main(int argc, char** argv) {
   init_cmd->add_option("--directory", init.directory, "XMPP directory backend")
       ->check(CLI::IsMember({"ejabberd", "openfire", "none"}))
       ->capture_default_str();
-  init_cmd->add_option("--directory-url", init.directory_url, "directory API URL")->capture_default_str();
-  init_cmd->add_option("--directory-secret-file", init.directory_secret_file, "file holding the directory API secret");
+  init_cmd->add_option("--directory-url", init.directory_url,
+                       "directory API URL [ejabberd: http://127.0.0.1:5280/api, openfire: "
+                       "http://127.0.0.1:9090/plugins/restapi/v1]");
+  init_cmd->add_option("--directory-secret-file", init.directory_secret_file,
+                       "file holding the directory API secret (openfire basic auth: the admin password)");
+  init_cmd->add_option("--directory-secret-env", init.directory_secret_env,
+                       "environment variable holding it instead, read by `serve`");
+  init_cmd->add_option("--directory-auth", init.directory_auth, "openfire REST API authentication")
+      ->check(CLI::IsMember({"secret", "basic"}))
+      ->capture_default_str();
+  init_cmd->add_option("--directory-user", init.directory_user, "openfire admin user for --directory-auth basic");
   init_cmd->add_option("--key-type", init.key_type, "CA key type: ec-p256, rsa-2048 or rsa-3072")->capture_default_str();
   init_cmd->add_option("--listen", init.listen, "HOST:PORT that `serve` listens on")->capture_default_str();
   init_cmd->add_option("--hostname", init.hostnames,
@@ -60,6 +70,42 @@ int main(int argc, char** argv) {
   token_create_cmd->add_option("--username", token_create.username, "allow only this username (default: any)");
   token_create_cmd->add_option("--ttl", token_create.ttl, "time until the token expires")->capture_default_str();
   token_create_cmd->add_option("--uses", token_create.uses, "number of enrollments allowed")->capture_default_str();
+  ListOptions token_list;
+  auto* token_list_cmd = token_cmd->add_subcommand(
+      "list", "list tokens: id, group, pinned username, uses left, expiry, creation, state (never the secret)");
+  TokenRevokeOptions token_revoke;
+  auto* token_revoke_cmd =
+      token_cmd->add_subcommand("revoke", "revoke a token: enrollments with it are refused from now on");
+  token_revoke_cmd->add_option("id", token_revoke.id, "the token's id (16 hex chars, see `token list`)")->required();
+
+  ListOptions nodes;
+  auto* nodes_cmd = app.add_subcommand("nodes", "list nodes: group, overlay, current serial, expiry and state "
+                                                "(active, expiring, expired, revoked; directory step pending)");
+  ListOptions audit;
+  auto* audit_cmd = app.add_subcommand(
+      "audit", "print the audit log: issuances, renewals, revocations, lockouts, token and group changes");
+  for (auto [cmd, list] : {std::pair{token_list_cmd, &token_list}, std::pair{nodes_cmd, &nodes},
+                           std::pair{audit_cmd, &audit}}) {
+    cmd->add_option("--dir", list->dir, "CA directory")->required();
+    cmd->add_flag("--json", list->json, "print JSON instead of a table");
+  }
+  token_revoke_cmd->add_option("--dir", token_revoke.dir, "CA directory")->required();
+
+  RevokeOptions revoke;
+  auto* revoke_cmd = app.add_subcommand(
+      "revoke", "revoke a node's current certificate (or one certificate): refuses its renewal, lists it in the CRL "
+                "(DIR/crl.der, GET /v1/crl) and locks the node out of the XMPP server, ending its sessions; "
+                "prints the serial. A lockout the directory cannot take yet is retried by `serve`.");
+  revoke_cmd->add_option("--dir", revoke.dir, "CA directory")->required();
+  auto* target = revoke_cmd->add_option_group("target", "what to revoke (exactly one)");
+  target->add_option("--username", revoke.username, "the node whose current certificate to revoke");
+  target->add_option("--serial", revoke.serial, "the certificate to revoke (hex serial)");
+  target->require_option(1);
+  std::vector<std::string> reasons;
+  for (const auto& reason : evpn::ca::signing::revocation_reasons) reasons.emplace_back(reason.name);
+  revoke_cmd->add_option("--reason", revoke.reason, "RFC 5280 revocation reason")
+      ->check(CLI::IsMember(reasons))
+      ->capture_default_str();
 
   ServerCertOptions server_cert;
   auto* server_cert_cmd =
@@ -70,6 +116,23 @@ int main(int argc, char** argv) {
   server_cert_cmd->add_option("--out", server_cert.out, "output prefix: writes PREFIX.crt, PREFIX.key, PREFIX.pem")
       ->required();
   server_cert_cmd->add_option("--lifetime", server_cert.lifetime, "certificate lifetime")->capture_default_str();
+  server_cert_cmd->add_flag("--pkcs12", server_cert.pkcs12,
+                            "also write PREFIX.p12 for Openfire's keystore and print the keytool commands");
+  server_cert_cmd->add_option("--pkcs12-password", server_cert.pkcs12_password, "password of PREFIX.p12")
+      ->capture_default_str();
+
+  auto* openfire_cmd = app.add_subcommand("openfire", "prepare an Openfire server for certificate login");
+  openfire_cmd->require_subcommand(1);
+  OpenfireOptions openfire;
+  auto* openfire_check_cmd = openfire_cmd->add_subcommand(
+      "check", "report OK / WRONG for the REST API and each certificate-login setting; exit 0 when all are OK");
+  auto* openfire_setup_cmd = openfire_cmd->add_subcommand(
+      "setup", "set the certificate-login properties through the REST API and print the keytool import and "
+               "restart left to do");
+  for (auto* cmd : {openfire_check_cmd, openfire_setup_cmd})
+    cmd->add_option("--dir", openfire.dir, "CA directory (with directory type openfire)")->required();
+  openfire_setup_cmd->add_option("--openfire-home", openfire.openfire_home, "Openfire's installation directory")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -83,7 +146,14 @@ int main(int argc, char** argv) {
     if (*fingerprint_cmd) return run_fingerprint(fingerprint);
     if (*group_add_cmd) return run_group_add(group_add);
     if (*token_create_cmd) return run_token_create(token_create);
+    if (*token_list_cmd) return run_token_list(token_list);
+    if (*token_revoke_cmd) return run_token_revoke(token_revoke);
+    if (*nodes_cmd) return run_nodes(nodes);
+    if (*audit_cmd) return run_audit(audit);
+    if (*revoke_cmd) return run_revoke(revoke);
     if (*server_cert_cmd) return run_server_cert(server_cert);
+    if (*openfire_check_cmd) return run_openfire_check(openfire);
+    if (*openfire_setup_cmd) return run_openfire_setup(openfire);
   } catch (const std::exception& e) {
     spdlog::critical("unexpected failure: {}", e.what());
   }

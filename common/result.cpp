@@ -12,6 +12,7 @@ const char* to_string(Errc code) noexcept {
     case Errc::not_found: return "not_found";
     case Errc::conflict: return "conflict";
     case Errc::unavailable: return "unavailable";
+    case Errc::rate_limited: return "rate_limited";
     case Errc::io: return "io";
     case Errc::internal: return "internal";
   }

@@ -20,6 +20,7 @@ enum class Errc {
   not_found,
   conflict,         // the name is held by someone else
   unavailable,      // a dependency (directory, XMPP server, CA) is down: retry later
+  rate_limited,     // too many failed attempts from this client or with this token: retry later
   io,               // local file-system failure
   internal,         // a bug or an unexpected library failure
 };

@@ -15,13 +15,14 @@ http::status status_for(Errc code) noexcept {
     case Errc::not_found: return http::status::not_found;
     case Errc::conflict: return http::status::conflict;
     case Errc::unavailable: return http::status::service_unavailable;
+    case Errc::rate_limited: return http::status::too_many_requests;
     case Errc::io:
     case Errc::internal: return http::status::internal_server_error;
   }
   return http::status::internal_server_error;
 }
 
-Response error_response(const Error& error, unsigned http_version, bool keep_alive) {
+Response error_response(const Error& error, unsigned http_version, bool keep_alive, std::chrono::seconds retry_after) {
   http::status status = status_for(error.code);
   protocol::ErrorBody body{to_string(error.code), error.detail};
   if (status == http::status::internal_server_error) {
@@ -32,7 +33,8 @@ Response error_response(const Error& error, unsigned http_version, bool keep_ali
   }
   Response response{status, http_version};
   response.set(http::field::content_type, "application/json");
-  if (status == http::status::service_unavailable) response.set(http::field::retry_after, "5");
+  if (status == http::status::service_unavailable || status == http::status::too_many_requests)
+    response.set(http::field::retry_after, std::to_string(retry_after.count()));
   response.keep_alive(keep_alive);
   response.body() = protocol::to_json(body);
   response.prepare_payload();

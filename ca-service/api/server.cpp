@@ -22,6 +22,8 @@
 #include <algorithm>
 #include <array>
 #include <csignal>
+#include <iterator>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -68,14 +70,56 @@ class Waiting {
   beast::tcp_stream& stream_;
 };
 
-Response too_large(std::size_t limit, unsigned http_version) {
-  Response response{http::status::payload_too_large, http_version};
+// A refusal of a request that no handler sees; the connection is closed after it.
+Response refusal(http::status status, const char* code, std::string message, unsigned http_version) {
+  Response response{status, http_version};
   response.set(http::field::content_type, "application/json");
   response.keep_alive(false);
-  response.body() = protocol::to_json(
-      protocol::ErrorBody{"payload_too_large", "request body is larger than " + std::to_string(limit) + " bytes"});
+  response.body() = protocol::to_json(protocol::ErrorBody{code, std::move(message)});
   response.prepare_payload();
   return response;
+}
+
+using RequestParser = http::request_parser<http::string_body>;
+
+// The HTTP version of a refusal: 1.0 for a 1.0 client, else 1.1 (also when the parser did not get
+// as far as the version, or read something like HTTP/2.0).
+unsigned refusal_version(const RequestParser& parser) { return parser.get().version() == 10 ? 10 : 11; }
+
+// The answer to a request that could not be read; none when the client went away or ran out of
+// time, since then nobody is listening.
+std::optional<Response> answer_unreadable(const error_code& ec, const RequestParser& parser,
+                                          const ServerOptions& options) {
+  const unsigned version = refusal_version(parser);
+  if (ec == http::error::body_limit)
+    return refusal(http::status::payload_too_large, "payload_too_large",
+                   "request body is larger than " + std::to_string(options.body_limit) + " bytes", version);
+  if (ec == http::error::header_limit)
+    return refusal(http::status::request_header_fields_too_large, "header_too_large",
+                   "request header is larger than " + std::to_string(options.header_limit) + " bytes", version);
+  if (ec.category() != http::make_error_code(http::error::bad_method).category() || ec == http::error::partial_message)
+    return std::nullopt;
+  return error_response(fail(Errc::invalid_request, "the request is not valid HTTP/1.1 (" + ec.message() + ")"),
+                        version, false);
+}
+
+// The refusal of a request that was read but that no handler should see: an HTTP version other
+// than 1.0 and 1.1, or more header fields than allowed (the header's size is bounded already; the
+// count bounds the work per request).
+std::optional<Response> answer_unacceptable(const RequestParser& parser, const ServerOptions& options) {
+  const unsigned version = parser.get().version();
+  if (version != 10 && version != 11)
+    return refusal(http::status::http_version_not_supported, "http_version_not_supported",
+                   "HTTP/" + std::to_string(version / 10) + "." + std::to_string(version % 10) +
+                       " is not supported: use HTTP/1.1",
+                   11);
+  const auto fields = static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end()));
+  if (fields > options.max_header_fields)
+    return refusal(http::status::request_header_fields_too_large, "header_too_large",
+                   "the request has " + std::to_string(fields) + " header fields; at most " +
+                       std::to_string(options.max_header_fields) + " are allowed",
+                   version);
+  return std::nullopt;
 }
 
 void log_exception(std::exception_ptr e) {
@@ -101,18 +145,18 @@ asio::awaitable<Response> handle(const Handler& handler, const Request& request,
                            request.version(), request.keep_alive());
 }
 
-// Answers 413, then reads and throws away what the client still sends: closing a socket with
-// unread data resets the connection, and the client could lose the answer.
-asio::awaitable<void> refuse_too_large(Shared& shared, TlsStream& stream, unsigned http_version) {
+// Answers `response`, then reads and throws away what the client still sends: closing a socket
+// with unread data resets the connection, and the client could lose the answer. The draining has
+// one deadline and a byte limit, so a client cannot hold the connection by trickling data.
+asio::awaitable<void> refuse(Shared& shared, TlsStream& stream, Response response) {
   auto& tcp_stream = beast::get_lowest_layer(stream);
-  Response response = too_large(shared.options.body_limit, http_version);
   tcp_stream.expires_after(shared.options.io_timeout);
   auto [write_error, written] = co_await http::async_write(stream, response, as_result);
   if (write_error) co_return;
   std::array<char, 16 * 1024> scratch;
+  Waiting waiting(shared, tcp_stream);
+  tcp_stream.expires_after(shared.options.io_timeout);
   for (std::size_t drained = 0; drained < drain_limit && !shared.stopping;) {
-    Waiting waiting(shared, tcp_stream);
-    tcp_stream.expires_after(shared.options.io_timeout);
     auto [read_error, read] = co_await stream.async_read_some(asio::buffer(scratch), as_result);
     if (read_error) co_return;
     drained += read;
@@ -149,24 +193,33 @@ asio::awaitable<void> session(Shared& shared, tcp::socket socket) {
     OPENSSL_free(der);
   }
 
-  beast::flat_buffer buffer;
+  // The parser bounds the header and the body, but not a chunk-size line that never ends: the
+  // buffer's own limit does (Beast then reports buffer_overflow, answered 400).
+  beast::flat_buffer buffer(shared.options.header_limit + shared.options.body_limit);
   for (bool keep_alive = true; keep_alive && !shared.stopping;) {
-    http::request_parser<http::string_body> parser;
+    RequestParser parser;
     parser.body_limit(shared.options.body_limit);
     parser.header_limit(static_cast<std::uint32_t>(shared.options.header_limit));
     {
       Waiting waiting(shared, tcp_stream);
+      // One deadline for the whole request, header and body: the stream's timer is not restarted
+      // by each partial read, so a client sending a byte a second is dropped after io_timeout.
       tcp_stream.expires_after(timeout);
       std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, parser, as_result);
     }
     if (ec == http::error::end_of_stream) break;
-    if (ec == http::error::body_limit) {
-      spdlog::warn("refused a request from {}: body over {} bytes", context.client_address, shared.options.body_limit);
-      co_await refuse_too_large(shared, stream, parser.get().version());
+    if (ec) {
+      if (auto answer = answer_unreadable(ec, parser, shared.options)) {
+        spdlog::warn("refused a request from {}: {}", context.client_address, ec.message());
+        co_await refuse(shared, stream, std::move(*answer));
+      } else {
+        spdlog::debug("reading a request from {} failed: {}", context.client_address, ec.message());
+      }
       co_return;
     }
-    if (ec) {
-      spdlog::debug("reading a request from {} failed: {}", context.client_address, ec.message());
+    if (auto answer = answer_unacceptable(parser, shared.options)) {
+      spdlog::warn("refused a request from {}: {}", context.client_address, answer->body());
+      co_await refuse(shared, stream, std::move(*answer));
       co_return;
     }
 

@@ -1,7 +1,8 @@
 #pragma once
 // The HTTPS server: the only code that touches sockets. One coroutine per connection on one
 // I/O thread; handlers run on a small worker pool so that signing and fsync never stall I/O.
-// Every handshake, read and write has a deadline; bodies over the limit get 413.
+// Every handshake, request read, answer write and shutdown has one deadline (io_timeout) for
+// the whole step; bodies over the limit get 413, headers over their limits 431, malformed HTTP 400.
 
 #include "ca-service/api/errors.hpp"
 #include "common/result.hpp"
@@ -31,6 +32,7 @@ struct ServerOptions {
   std::string client_ca_pem;  // CAs named to clients when asking for an optional client certificate
   std::size_t body_limit = 64 * 1024;
   std::size_t header_limit = 8 * 1024;
+  std::size_t max_header_fields = 64;
   std::chrono::seconds io_timeout{10};
   int max_connections = 256;
   unsigned worker_threads = 2;

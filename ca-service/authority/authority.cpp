@@ -3,6 +3,9 @@
 #include "ca-service/enrollment/tokens.hpp"
 #include "common/log.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 namespace evpn::ca::authority {
 
 namespace {
@@ -14,6 +17,15 @@ Error directory_failure(const Error& e) {
   spdlog::warn("directory provisioning failed: {}", e.detail);
   return fail(Errc::unavailable, "the XMPP server's directory could not be updated (" + e.detail +
                                      "); nothing was issued and no token was spent: retry later");
+}
+
+// "00:AB:cd" -> "abcd", the form Certificate::serial_hex() gives and the store keeps.
+std::string normalize_serial(const std::string& text) {
+  std::string serial;
+  for (char c : text)
+    if (c != ':') serial += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const auto digits = serial.find_first_not_of('0');
+  return digits == std::string::npos ? "0" : serial.substr(digits);
 }
 
 // A CSR whose signature holds and whose key meets the policy; of it only the key is ever used.
@@ -89,6 +101,13 @@ Result<Issued> Authority::enroll(const protocol::EnrollRequest& request, TimePoi
   if (!node) return node.error();
   if (*node) {
     const auto& existing = **node;
+    // ejabberd and Openfire lock out a user, not a certificate: letting the name in again would
+    // let the revoked certificate in with it for as long as that certificate is valid.
+    if (existing.status == "revoked" && existing.not_after > now)
+      return fail(Errc::forbidden, "username '" + *username + "' was revoked and its revoked certificate is valid until " +
+                                       to_rfc3339(existing.not_after) +
+                                       "; the XMPP server cannot tell it from a new one: enroll under another "
+                                       "username, or after that time");
     if (existing.group != (*group)->name)
       return fail(Errc::conflict, "username '" + *username + "' is already enrolled in group '" + existing.group +
                                       "': choose another username");
@@ -122,8 +141,9 @@ Result<Issued> Authority::renew(const protocol::RenewRequest& request, const cry
   if (!*known || (*known)->username != username)
     return fail(Errc::unauthorized, "certificate " + serial + " was not issued by this CA's store");
   if ((*known)->status != "active")
-    return fail(Errc::unauthorized, "certificate " + serial + " is " + (*known)->status +
-                                        " and cannot renew; enroll again with a token");
+    return fail(Errc::unauthorized, "certificate " + serial + " is " + (*known)->status + " and cannot renew" +
+                                        ((*known)->status == "revoked" ? ": the operator revoked this node"
+                                                                       : "; enroll again with a token"));
 
   auto csr = decode_csr(request.csr);
   if (!csr) return csr.error();
@@ -140,6 +160,63 @@ Result<Issued> Authority::renew(const protocol::RenewRequest& request, const cry
   return issue(*csr, username, **group, now, [&](const store::CertificateRecord& cert) {
     return store_.record_renewal(serial, cert, now);
   });
+}
+
+Result<Revoked> Authority::revoke(const RevokeRequest& request, TimePoint now) {
+  if (request.username.empty() == request.serial.empty())
+    return fail(Errc::invalid_request, "name either the node (username) or the certificate (serial) to revoke");
+  if (auto code = signing::revocation_reason_code(request.reason); !code) return code.error();
+  auto revocation = request.username.empty()
+                        ? store_.revoke_certificate(normalize_serial(request.serial), request.reason, now)
+                        : store_.revoke_node(request.username, request.reason, now);
+  if (!revocation) return revocation.error();
+  spdlog::info("revoked certificate {} of {} ({})", revocation->serial, revocation->username, revocation->reason);
+  Revoked revoked{*revocation, std::nullopt};
+  if (revocation->lockout_queued)
+    if (auto r = lock_out(revocation->username, revocation->serial, now); !r) revoked.lockout_error = r.error();
+  return revoked;
+}
+
+Result<void> Authority::lock_out(const std::string& username, const std::string& serial, TimePoint now) {
+  if (auto disabled = directory_.disable_user(username); !disabled) {
+    spdlog::warn("locking out {} in the directory failed, will retry: {}", username, disabled.error().detail);
+    if (auto r = store_.record_lockout_failure(username, disabled.error().detail); !r) return r;
+    return disabled;
+  }
+  spdlog::info("locked out {} in the directory", username);
+  return store_.complete_lockout(username, serial, now);
+}
+
+Result<std::size_t> Authority::retry_lockouts(TimePoint now) {
+  auto pending = store_.pending_lockouts();
+  if (!pending) return pending.error();
+  std::size_t left = 0;
+  for (const auto& lockout : *pending)
+    if (!lock_out(lockout.username, lockout.serial, now)) ++left;
+  return left;
+}
+
+Result<std::string> Authority::crl(TimePoint now) {
+  auto revocations = store_.list_revocations();
+  if (!revocations) return revocations.error();
+  std::vector<signing::RevokedCertificate> entries;
+  TimePoint latest{};
+  for (const auto& r : *revocations) {
+    entries.push_back({r.serial, r.revoked_at, r.reason});
+    latest = std::max(latest, r.revoked_at);
+  }
+  // The CRL number is the signing time, except that a CRL signed in the same second as the latest
+  // revocation takes the next second's: one signed earlier in that second lacks the entry, and two
+  // CRLs with one number must list the same certificates.
+  const auto number = std::max(to_unix(now), to_unix(latest) + 1);
+  return signer_.make_crl(entries, number, now, crl_validity);
+}
+
+std::string node_state(const store::NodeRecord& node, TimePoint now) {
+  if (node.status == "revoked") return "revoked";
+  if (node.not_after <= now) return "expired";
+  if ((node.not_after - now) * 3 <= node.not_after - node.not_before) return "expiring";
+  return "active";
 }
 
 std::string Authority::roots_pem() const { return signer_.root().to_pem(); }

@@ -11,6 +11,8 @@
 #include "common/result.hpp"
 #include "common/time.hpp"
 
+#include <chrono>
+#include <optional>
 #include <string>
 
 namespace evpn::ca::authority {
@@ -20,6 +22,27 @@ struct Issued {
   protocol::EnrollmentResult result;
   std::string token_id;  // "" for a renewal
 };
+
+// What to revoke: a node's current certificate (username) or one certificate (serial).
+struct RevokeRequest {
+  std::string username{};
+  std::string serial{};  // hex, any case, colons allowed
+  std::string reason = "unspecified";  // a name from signing::revocation_reasons
+};
+
+struct Revoked {
+  store::RevocationRecord revocation;
+  // Set when the node's directory lockout was due and failed: it stays queued for
+  // retry_lockouts and `evpn-ca nodes` shows it.
+  std::optional<Error> lockout_error;
+};
+
+// How long a CRL is valid (its nextUpdate - thisUpdate).
+inline constexpr std::chrono::seconds crl_validity{7 * 86400};
+
+// "active", "expiring" (a third of its lifetime or less left, the agent's renewal window),
+// "expired" or "revoked", of the node's current certificate at `now`.
+std::string node_state(const store::NodeRecord& node, TimePoint now);
 
 class Authority {
  public:
@@ -37,6 +60,19 @@ class Authority {
   // certificate current. Errc::unauthorized for a certificate that may not renew.
   Result<Issued> renew(const protocol::RenewRequest& request, const crypto::Certificate* current, TimePoint now);
 
+  // Revokes the certificate in the store (with the audit entry), then, when it was its node's
+  // current certificate, locks the node out in the directory (no login, live sessions ended). A
+  // failed lockout stays queued and is reported in Revoked::lockout_error; the revocation stands.
+  // Errc::invalid_request for a bad request or reason, not_found / conflict from the store.
+  Result<Revoked> revoke(const RevokeRequest& request, TimePoint now);
+
+  // Runs every queued directory lockout once; failures stay queued with their error. Returns how
+  // many are still queued.
+  Result<std::size_t> retry_lockouts(TimePoint now);
+
+  // The DER CRL of GET /v1/crl: every revoked certificate, signed at `now`, valid crl_validity.
+  Result<std::string> crl(TimePoint now);
+
   // The PEM bundle of GET /v1/roots.
   std::string roots_pem() const;
 
@@ -48,6 +84,9 @@ class Authority {
   template <class Record>
   Result<Issued> issue(const crypto::Csr& csr, const std::string& username, const store::GroupRecord& group,
                        TimePoint now, Record record);
+
+  // Disables `username` in the directory and records the outcome of the lockout queued by `serial`.
+  Result<void> lock_out(const std::string& username, const std::string& serial, TimePoint now);
 
   store::Store& store_;
   const signing::Signer& signer_;

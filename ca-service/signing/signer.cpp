@@ -4,6 +4,9 @@
 
 #include <openssl/bn.h>
 
+#include <algorithm>
+#include <cctype>
+
 
 namespace evpn::ca::signing {
 
@@ -109,6 +112,43 @@ GENERAL_NAME* dns_or_ip_name(const std::string& name) {
   return gn;
 }
 
+using X509Crl = Handle<X509_CRL, X509_CRL_free>;
+using X509Revoked = Handle<X509_REVOKED, X509_REVOKED_free>;
+using Asn1Enumerated = Handle<ASN1_ENUMERATED, ASN1_ENUMERATED_free>;
+
+Asn1Time asn1_time(TimePoint t) { return Asn1Time(ASN1_TIME_set(nullptr, static_cast<time_t>(to_unix(t)))); }
+
+Result<Asn1Integer> serial_from_hex(const std::string& hex) {
+  const auto is_hex = [](unsigned char c) { return std::isxdigit(c) != 0; };
+  if (hex.empty() || hex.size() > 40 || !std::all_of(hex.begin(), hex.end(), is_hex))
+    return fail(Errc::invalid_request, "'" + hex + "' is not a certificate serial (1-40 hexadecimal digits)");
+  BIGNUM* parsed = nullptr;
+  BN_hex2bn(&parsed, hex.c_str());
+  BigNum value(parsed);
+  Asn1Integer serial(value ? BN_to_ASN1_INTEGER(value.get(), nullptr) : nullptr);
+  if (!serial) return build_failure("encode a certificate serial");
+  return serial;
+}
+
+// One CRL entry: serial, revocation date and, unless it is "unspecified", the reason code.
+Result<X509Revoked> crl_entry(const RevokedCertificate& revoked) {
+  auto code = revocation_reason_code(revoked.reason);
+  if (!code) return code.error();
+  auto serial = serial_from_hex(revoked.serial);
+  if (!serial) return serial.error();
+  X509Revoked entry(X509_REVOKED_new());
+  Asn1Time date = asn1_time(revoked.revoked_at);
+  if (!entry || !date || X509_REVOKED_set_serialNumber(entry.get(), serial->get()) != 1 ||
+      X509_REVOKED_set_revocationDate(entry.get(), date.get()) != 1)
+    return build_failure("build a CRL entry");
+  if (*code == 0) return entry;
+  Asn1Enumerated reason(ASN1_ENUMERATED_new());
+  if (!reason || ASN1_ENUMERATED_set(reason.get(), *code) != 1 ||
+      X509_REVOKED_add1_ext_i2d(entry.get(), NID_crl_reason, reason.get(), 0, X509V3_ADD_DEFAULT) != 1)
+    return build_failure("add a CRL entry's reason code");
+  return entry;
+}
+
 Result<Certificate> sign(X509Ptr cert, const Key& key) {
   if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0) return build_failure("sign a certificate");
   return Certificate(std::move(cert));
@@ -165,6 +205,48 @@ Result<Certificate> Signer::issue_server(EVP_PKEY* subject_key, const std::vecto
   for (const auto& name : names)
     if (auto r = push_name(sans.get(), dns_or_ip_name(name)); !r) return r.error();
   return issue_leaf(subject_key, names.front(), "serverAuth", sans.get(), lifetime, now);
+}
+
+Result<int> revocation_reason_code(std::string_view name) {
+  std::string names;
+  for (const auto& reason : revocation_reasons) {
+    if (reason.name == name) return reason.code;
+    names += (names.empty() ? "" : ", ") + std::string(reason.name);
+  }
+  return fail(Errc::invalid_request, "unknown revocation reason '" + std::string(name) + "': use one of " + names);
+}
+
+Result<std::string> Signer::make_crl(const std::vector<RevokedCertificate>& revoked, std::int64_t number,
+                                     TimePoint now, std::chrono::seconds validity) const {
+  X509Crl crl(X509_CRL_new());
+  Asn1Time this_update = asn1_time(now);
+  Asn1Time next_update = asn1_time(now + validity);
+  Asn1Integer crl_number(ASN1_INTEGER_new());
+  if (!crl || !this_update || !next_update || !crl_number || X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1 ||
+      X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(root_.get())) != 1 ||
+      X509_CRL_set1_lastUpdate(crl.get(), this_update.get()) != 1 ||
+      X509_CRL_set1_nextUpdate(crl.get(), next_update.get()) != 1 ||
+      ASN1_INTEGER_set_int64(crl_number.get(), number) != 1 ||
+      X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, crl_number.get(), 0, X509V3_ADD_DEFAULT) != 1)
+    return build_failure("build a CRL");
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, root_.get(), nullptr, nullptr, crl.get(), 0);
+  X509Ext aki(X509V3_EXT_nconf_nid(nullptr, &ctx, NID_authority_key_identifier, "keyid:always"));
+  if (!aki || X509_CRL_add_ext(crl.get(), aki.get(), -1) != 1) return build_failure("add the CRL's authority key id");
+  for (const auto& certificate : revoked) {
+    auto entry = crl_entry(certificate);
+    if (!entry) return entry.error();
+    if (X509_CRL_add0_revoked(crl.get(), entry->get()) != 1) return build_failure("add a CRL entry");
+    entry->release();  // the CRL owns it now
+  }
+  if (X509_CRL_sort(crl.get()) != 1 || X509_CRL_sign(crl.get(), key_.get(), EVP_sha256()) <= 0)
+    return build_failure("sign the CRL");
+  unsigned char* der = nullptr;
+  const int length = i2d_X509_CRL(crl.get(), &der);
+  if (length <= 0) return build_failure("encode the CRL");
+  std::string bytes(reinterpret_cast<const char*>(der), static_cast<std::size_t>(length));
+  OPENSSL_free(der);
+  return bytes;
 }
 
 }  // namespace evpn::ca::signing

@@ -6,8 +6,11 @@
 #include "common/result.hpp"
 #include "common/time.hpp"
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace evpn::ca::signing {
@@ -16,6 +19,29 @@ struct NodeProfile {
   std::string username;     // CN and the local part of the xmppAddr
   std::string xmpp_domain;  // the domain part of the xmppAddr
   std::chrono::seconds lifetime{30 * 86400};
+};
+
+// An RFC 5280 CRLReason that certificates are revoked with. certificateHold and removeFromCRL are
+// left out: a revocation here is final.
+struct RevocationReason {
+  std::string_view name;
+  int code;
+};
+inline constexpr std::array<RevocationReason, 6> revocation_reasons{{{"unspecified", 0},
+                                                                     {"keyCompromise", 1},
+                                                                     {"affiliationChanged", 3},
+                                                                     {"superseded", 4},
+                                                                     {"cessationOfOperation", 5},
+                                                                     {"privilegeWithdrawn", 9}}};
+
+// The CRLReason code of a name in revocation_reasons; Errc::invalid_request listing them otherwise.
+Result<int> revocation_reason_code(std::string_view name);
+
+// One entry of a CRL.
+struct RevokedCertificate {
+  std::string serial;  // lower-case hex, as Certificate::serial_hex() gives it
+  TimePoint revoked_at;
+  std::string reason;  // a name from revocation_reasons
 };
 
 class Signer {
@@ -35,6 +61,13 @@ class Signer {
   // is the CN.
   Result<crypto::Certificate> issue_server(EVP_PKEY* subject_key, const std::vector<std::string>& names,
                                            std::chrono::seconds lifetime, TimePoint now) const;
+
+  // A DER X.509 v2 CRL signed with the CA key: issuer = the root's subject, thisUpdate = now,
+  // nextUpdate = now + validity, CRL number `number`, the root's key id as authorityKeyIdentifier,
+  // and one entry per revoked certificate with its date and reason code (no reason code for
+  // "unspecified", as RFC 5280 5.3.1 recommends). Errc::invalid_request for a bad serial or reason.
+  Result<std::string> make_crl(const std::vector<RevokedCertificate>& revoked, std::int64_t number, TimePoint now,
+                               std::chrono::seconds validity) const;
 
   const crypto::Certificate& root() const noexcept { return root_; }
 

@@ -25,7 +25,8 @@ CREATE TABLE tokens (
   username    TEXT,
   expires_at  INTEGER NOT NULL,
   uses_left   INTEGER NOT NULL,
-  created_at  INTEGER NOT NULL
+  created_at  INTEGER NOT NULL,
+  revoked_at  INTEGER
 );
 CREATE TABLE certificates (
   serial     TEXT PRIMARY KEY,
@@ -36,7 +37,9 @@ CREATE TABLE certificates (
   pem        TEXT NOT NULL,
   status     TEXT NOT NULL CHECK (status IN ('active', 'superseded', 'revoked')),
   issued_at  INTEGER NOT NULL,
-  token_id   TEXT
+  token_id   TEXT,
+  revoked_at        INTEGER,
+  revocation_reason TEXT
 );
 CREATE INDEX certificates_by_username ON certificates(username);
 CREATE TABLE nodes (
@@ -44,7 +47,34 @@ CREATE TABLE nodes (
   group_name     TEXT NOT NULL,
   current_serial TEXT NOT NULL REFERENCES certificates(serial)
 );
+-- Directory lockouts that a revocation queued and that have not succeeded yet; `serve` retries them.
+CREATE TABLE pending_lockouts (
+  username   TEXT PRIMARY KEY,
+  serial     TEXT NOT NULL REFERENCES certificates(serial),
+  since      INTEGER NOT NULL,
+  attempts   INTEGER NOT NULL,
+  last_error TEXT
+);
+-- Append-only; never holds a secret.
+CREATE TABLE audit (
+  id       INTEGER PRIMARY KEY AUTOINCREMENT,
+  at       INTEGER NOT NULL,
+  action   TEXT NOT NULL,
+  username TEXT NOT NULL,
+  serial   TEXT NOT NULL,
+  token_id TEXT NOT NULL,
+  detail   TEXT NOT NULL
+);
 )sql";
+
+constexpr const char* kSelectToken =
+    "SELECT id, secret_hash, group_name, username, expires_at, uses_left, created_at, revoked_at FROM tokens";
+
+constexpr const char* kSelectNode =
+    "SELECT n.username, n.group_name, n.current_serial, c.not_after, c.status, g.overlay, c.not_before, "
+    "c.revoked_at, COALESCE(c.revocation_reason, ''), p.serial, p.since, p.attempts, COALESCE(p.last_error, '') "
+    "FROM nodes n JOIN certificates c ON c.serial = n.current_serial "
+    "LEFT JOIN groups g ON g.name = n.group_name LEFT JOIN pending_lockouts p ON p.username = n.username";
 
 constexpr const char* kTokenRefused =
     "the enrollment token is unknown, expired or used up; ask the operator for a new one";
@@ -118,6 +148,10 @@ class Statement {
   }
   long long integer(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
   TimePoint time(int col) const { return from_unix(integer(col)); }
+  std::optional<TimePoint> optional_time(int col) const {
+    if (sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL) return std::nullopt;
+    return time(col);
+  }
 
  private:
   Statement(sqlite3* db, StmtHandle stmt) : db_(db), stmt_(std::move(stmt)) {}
@@ -192,6 +226,23 @@ Result<void> create_schema(sqlite3* db) {
   return tx->commit();
 }
 
+// "30d", "12h", "5m" or "90s".
+std::string duration_text(std::chrono::seconds d) {
+  for (const auto& [unit, seconds] : {std::pair{"d", 86400}, std::pair{"h", 3600}, std::pair{"m", 60}})
+    if (d.count() % seconds == 0) return std::to_string(d.count() / seconds) + unit;
+  return std::to_string(d.count()) + "s";
+}
+
+// Inside an open transaction, so that the log and the change it records commit together.
+Result<void> write_audit(sqlite3* db, const AuditRecord& entry) {
+  auto s = Statement::prepare(db,
+                              "INSERT INTO audit(at, action, username, serial, token_id, detail) "
+                              "VALUES(?, ?, ?, ?, ?, ?)",
+                              entry.at, entry.action, entry.username, entry.serial, entry.token_id, entry.detail);
+  if (!s) return s.error();
+  return s->run();
+}
+
 // Inside an open transaction: supersedes the node's current certificate, stores `cert` and makes
 // it the node's current one. `token_id` is the token spent for it (none for a renewal).
 Result<void> install_current(sqlite3* db, const CertificateRecord& cert, const std::optional<std::string>& token_id) {
@@ -222,7 +273,57 @@ Result<void> install_current(sqlite3* db, const CertificateRecord& cert, const s
                                  "current_serial = excluded.current_serial",
                                  cert.username, cert.group, cert.serial);
   if (!node) return node.error();
-  return node->run();
+  if (auto r = node->run(); !r) return r;
+
+  // Enrollment refuses a name while its revoked certificate is valid, so a new certificate means
+  // the name may log in again: a lockout still queued from before must not lock the new node out.
+  auto unqueue = Statement::prepare(db, "DELETE FROM pending_lockouts WHERE username = ?", cert.username);
+  if (!unqueue) return unqueue.error();
+  return unqueue->run();
+}
+
+// Inside an open transaction: revokes `serial`, queues its node's lockout when it is the node's
+// current certificate, and writes the audit entry.
+Result<RevocationRecord> revoke_in(sqlite3* db, const std::string& serial, const std::string& reason, TimePoint now) {
+  RevocationRecord revoked{serial, "", now, reason};
+  {
+    auto found = Statement::prepare(db,
+                                    "SELECT c.username, c.status, c.not_after, c.revoked_at, "
+                                    "COALESCE(c.revocation_reason, ''), n.username IS NOT NULL FROM certificates c "
+                                    "LEFT JOIN nodes n ON n.current_serial = c.serial WHERE c.serial = ?",
+                                    serial);
+    if (!found) return found.error();
+    auto row = found->step();
+    if (!row) return row.error();
+    if (!*row)
+      return fail(Errc::not_found, "no certificate with serial " + serial +
+                                       " was issued by this CA; `evpn-ca nodes` shows the current serials");
+    revoked.username = found->text(0);
+    revoked.not_after = found->time(2);
+    revoked.lockout_queued = found->integer(5) != 0;
+    if (found->text(1) == "revoked")
+      return fail(Errc::conflict, "certificate " + serial + " of '" + revoked.username + "' was already revoked on " +
+                                      to_rfc3339(found->time(3)) + " (" + found->text(4) + ")");
+  }
+  auto update = Statement::prepare(
+      db, "UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? WHERE serial = ?", now,
+      reason, serial);
+  if (!update) return update.error();
+  if (auto r = update->run(); !r) return r.error();
+  if (revoked.lockout_queued) {
+    auto queue = Statement::prepare(db,
+                                    "INSERT INTO pending_lockouts(username, serial, since, attempts) VALUES(?, ?, ?, 0) "
+                                    "ON CONFLICT(username) DO UPDATE SET serial = excluded.serial, "
+                                    "since = excluded.since, attempts = 0, last_error = NULL",
+                                    revoked.username, serial, now);
+    if (!queue) return queue.error();
+    if (auto r = queue->run(); !r) return r.error();
+  }
+  const std::string detail = "reason " + reason + (revoked.lockout_queued
+                                                       ? ", directory lockout queued"
+                                                       : ", not the node's current certificate: no directory lockout");
+  if (auto r = write_audit(db, {now, "revoke", revoked.username, serial, "", detail}); !r) return r.error();
+  return revoked;
 }
 
 template <class T, class Read>
@@ -231,6 +332,35 @@ Result<std::optional<T>> find_one(Statement& s, Read read) {
   if (!row) return row.error();
   if (!*row) return std::optional<T>();
   return std::optional<T>(read(s));
+}
+
+template <class T, class Read>
+Result<std::vector<T>> find_all(Statement& s, Read read) {
+  std::vector<T> rows;
+  for (;;) {
+    auto row = s.step();
+    if (!row) return row.error();
+    if (!*row) return rows;
+    rows.push_back(read(s));
+  }
+}
+
+TokenRecord read_token(const Statement& row) {
+  return TokenRecord{row.text(0), row.text(1),          row.text(2),
+                     row.optional_text(3), row.time(4), static_cast<int>(row.integer(5)),
+                     row.time(6),          row.optional_time(7)};
+}
+
+NodeRecord read_node(const Statement& row) {
+  NodeRecord node{row.text(0), row.text(1), row.text(2), row.time(3), row.text(4)};
+  node.overlay = row.text(5);
+  node.not_before = row.time(6);
+  node.revoked_at = row.optional_time(7);
+  node.revocation_reason = row.text(8);
+  if (auto serial = row.optional_text(9))
+    node.pending_lockout = PendingLockout{node.username, *serial, row.time(10), static_cast<int>(row.integer(11)),
+                                          row.text(12)};
+  return node;
 }
 
 }  // namespace
@@ -276,14 +406,21 @@ Store::~Store() {
 
 Result<void> Store::add_group(const GroupRecord& group) {
   std::lock_guard lock(*mutex_);
+  const TimePoint now = now_seconds();
+  auto tx = Transaction::begin(db_);
+  if (!tx) return tx.error();
   auto s = Statement::prepare(
       db_, "INSERT INTO groups(name, overlay, lifetime_seconds, created_at) VALUES(?, ?, ?, ?)", group.name,
-      group.overlay, group.lifetime, now_seconds());
+      group.overlay, group.lifetime, now);
   if (!s) return s.error();
-  auto r = s->run();
-  if (!r && r.error().code == Errc::conflict)
-    return fail(Errc::conflict, "group '" + group.name + "' already exists");
-  return r;
+  if (auto r = s->run(); !r) {
+    if (r.error().code == Errc::conflict) return fail(Errc::conflict, "group '" + group.name + "' already exists");
+    return r;
+  }
+  const std::string detail = "group " + group.name + " -> overlay " + group.overlay + ", certificates valid " +
+                             duration_text(group.lifetime);
+  if (auto r = write_audit(db_, {now, "group-add", "", "", "", detail}); !r) return r;
+  return tx->commit();
 }
 
 Result<std::optional<GroupRecord>> Store::find_group(const std::string& name) {
@@ -297,46 +434,79 @@ Result<std::optional<GroupRecord>> Store::find_group(const std::string& name) {
 
 Result<void> Store::add_token(const TokenRecord& token) {
   std::lock_guard lock(*mutex_);
+  auto tx = Transaction::begin(db_);
+  if (!tx) return tx.error();
   auto s = Statement::prepare(db_,
                               "INSERT INTO tokens(id, secret_hash, group_name, username, expires_at, "
                               "uses_left, created_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
                               token.id, token.secret_hash, token.group, token.username, token.expires_at,
                               token.uses_left, token.created_at);
   if (!s) return s.error();
-  auto r = s->run();
-  if (!r && r.error().code == Errc::not_found)
-    return fail(Errc::not_found,
-                "group '" + token.group + "' does not exist: create it first with 'evpn-ca group add'");
-  if (!r && r.error().code == Errc::conflict)
-    return fail(Errc::conflict, "a token with id '" + token.id + "' already exists");
-  return r;
+  if (auto r = s->run(); !r) {
+    if (r.error().code == Errc::not_found)
+      return fail(Errc::not_found,
+                  "group '" + token.group + "' does not exist: create it first with 'evpn-ca group add'");
+    if (r.error().code == Errc::conflict)
+      return fail(Errc::conflict, "a token with id '" + token.id + "' already exists");
+    return r;
+  }
+  const std::string detail = "group " + token.group + ", " + std::to_string(token.uses_left) + " use(s), expires " +
+                             to_rfc3339(token.expires_at) + (token.username ? "" : ", any username");
+  if (auto r = write_audit(db_, {token.created_at, "token-create", token.username.value_or(""), "", token.id, detail});
+      !r)
+    return r;
+  return tx->commit();
 }
 
 Result<std::optional<TokenRecord>> Store::find_token(const std::string& id) {
   std::lock_guard lock(*mutex_);
-  auto s = Statement::prepare(db_,
-                              "SELECT id, secret_hash, group_name, username, expires_at, uses_left, "
-                              "created_at FROM tokens WHERE id = ?",
-                              id);
+  auto s = Statement::prepare(db_, (std::string(kSelectToken) + " WHERE id = ?").c_str(), id);
   if (!s) return s.error();
-  return find_one<TokenRecord>(*s, [](const Statement& row) {
-    return TokenRecord{row.text(0),          row.text(1), row.text(2),
-                       row.optional_text(3), row.time(4), static_cast<int>(row.integer(5)),
-                       row.time(6)};
-  });
+  return find_one<TokenRecord>(*s, read_token);
+}
+
+Result<std::vector<TokenRecord>> Store::list_tokens() {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_, (std::string(kSelectToken) + " ORDER BY created_at, id").c_str());
+  if (!s) return s.error();
+  return find_all<TokenRecord>(*s, read_token);
+}
+
+Result<void> Store::revoke_token(const std::string& id, TimePoint now) {
+  std::lock_guard lock(*mutex_);
+  auto tx = Transaction::begin(db_);
+  if (!tx) return tx.error();
+  long long uses_left = 0;
+  {
+    auto found = Statement::prepare(db_, "SELECT uses_left, revoked_at IS NOT NULL FROM tokens WHERE id = ?", id);
+    if (!found) return found.error();
+    auto row = found->step();
+    if (!row) return row.error();
+    if (!*row) return fail(Errc::not_found, "no token has the id '" + id + "'; `evpn-ca token list` shows the ids");
+    if (found->integer(1) != 0) return fail(Errc::conflict, "token " + id + " is already revoked");
+    uses_left = found->integer(0);
+  }
+  auto revoke = Statement::prepare(db_, "UPDATE tokens SET uses_left = 0, revoked_at = ? WHERE id = ?", now, id);
+  if (!revoke) return revoke.error();
+  if (auto r = revoke->run(); !r) return r;
+  if (auto r = write_audit(db_, {now, "token-revoke", "", "", id, std::to_string(uses_left) + " use(s) were left"});
+      !r)
+    return r;
+  return tx->commit();
 }
 
 Result<std::optional<NodeRecord>> Store::find_node(const std::string& username) {
   std::lock_guard lock(*mutex_);
-  auto s = Statement::prepare(db_,
-                              "SELECT n.username, n.group_name, n.current_serial, c.not_after, c.status "
-                              "FROM nodes n JOIN certificates c ON c.serial = n.current_serial "
-                              "WHERE n.username = ?",
-                              username);
+  auto s = Statement::prepare(db_, (std::string(kSelectNode) + " WHERE n.username = ?").c_str(), username);
   if (!s) return s.error();
-  return find_one<NodeRecord>(*s, [](const Statement& row) {
-    return NodeRecord{row.text(0), row.text(1), row.text(2), row.time(3), row.text(4)};
-  });
+  return find_one<NodeRecord>(*s, read_node);
+}
+
+Result<std::vector<NodeRecord>> Store::list_nodes() {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_, (std::string(kSelectNode) + " ORDER BY n.username").c_str());
+  if (!s) return s.error();
+  return find_all<NodeRecord>(*s, read_node);
 }
 
 Result<void> Store::record_enrollment(const std::string& token_id, const CertificateRecord& cert,
@@ -354,6 +524,8 @@ Result<void> Store::record_enrollment(const std::string& token_id, const Certifi
   if (sqlite3_changes(db_) == 0) return fail(Errc::unauthorized, kTokenRefused);
 
   if (auto r = install_current(db_, cert, std::optional<std::string>(token_id)); !r) return r;
+  const std::string detail = "group " + cert.group + ", valid until " + to_rfc3339(cert.not_after);
+  if (auto r = write_audit(db_, {now, "enroll", cert.username, cert.serial, token_id, detail}); !r) return r;
   return tx->commit();
 }
 
@@ -374,6 +546,8 @@ Result<void> Store::record_renewal(const std::string& old_serial, const Certific
     return fail(Errc::unauthorized, "certificate " + old_serial + " is not the current, active certificate of '" +
                                         cert.username + "'; enroll again with a token");
   if (auto r = install_current(db_, cert, std::nullopt); !r) return r;
+  const std::string detail = "replaces " + old_serial + ", valid until " + to_rfc3339(cert.not_after);
+  if (auto r = write_audit(db_, {now, "renew", cert.username, cert.serial, "", detail}); !r) return r;
   return tx->commit();
 }
 
@@ -390,11 +564,102 @@ Result<std::optional<CertificateRecord>> Store::find_certificate(const std::stri
   });
 }
 
+Result<RevocationRecord> Store::revoke_node(const std::string& username, const std::string& reason, TimePoint now) {
+  std::lock_guard lock(*mutex_);
+  auto tx = Transaction::begin(db_);
+  if (!tx) return tx.error();
+  std::string serial;
+  {
+    auto current = Statement::prepare(db_, "SELECT current_serial FROM nodes WHERE username = ?", username);
+    if (!current) return current.error();
+    auto row = current->step();
+    if (!row) return row.error();
+    if (!*row) return fail(Errc::not_found, "no node is named '" + username + "'; `evpn-ca nodes` lists them");
+    serial = current->text(0);
+  }
+  auto revoked = revoke_in(db_, serial, reason, now);
+  if (!revoked) return revoked.error();
+  if (auto r = tx->commit(); !r) return r.error();
+  return revoked;
+}
+
+Result<RevocationRecord> Store::revoke_certificate(const std::string& serial, const std::string& reason,
+                                                   TimePoint now) {
+  std::lock_guard lock(*mutex_);
+  auto tx = Transaction::begin(db_);
+  if (!tx) return tx.error();
+  auto revoked = revoke_in(db_, serial, reason, now);
+  if (!revoked) return revoked.error();
+  if (auto r = tx->commit(); !r) return r.error();
+  return revoked;
+}
+
+Result<std::vector<RevocationRecord>> Store::list_revocations() {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_,
+                              "SELECT serial, username, revoked_at, revocation_reason, not_after FROM certificates "
+                              "WHERE status = 'revoked' ORDER BY serial");
+  if (!s) return s.error();
+  return find_all<RevocationRecord>(*s, [](const Statement& row) {
+    return RevocationRecord{row.text(0), row.text(1), row.time(2), row.text(3), row.time(4)};
+  });
+}
+
+Result<std::vector<PendingLockout>> Store::pending_lockouts() {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(
+      db_, "SELECT username, serial, since, attempts, COALESCE(last_error, '') FROM pending_lockouts ORDER BY since");
+  if (!s) return s.error();
+  return find_all<PendingLockout>(*s, [](const Statement& row) {
+    return PendingLockout{row.text(0), row.text(1), row.time(2), static_cast<int>(row.integer(3)), row.text(4)};
+  });
+}
+
+Result<void> Store::complete_lockout(const std::string& username, const std::string& serial, TimePoint now) {
+  std::lock_guard lock(*mutex_);
+  auto tx = Transaction::begin(db_);
+  if (!tx) return tx.error();
+  auto done = Statement::prepare(db_, "DELETE FROM pending_lockouts WHERE username = ? AND serial = ?", username,
+                                 serial);
+  if (!done) return done.error();
+  if (auto r = done->run(); !r) return r;
+  // Another process got there first, or the name enrolled again since: nothing left to record.
+  if (sqlite3_changes(db_) == 0) return {};
+  if (auto r = write_audit(db_, {now, "lockout", username, serial, "", "disabled in the XMPP directory"}); !r)
+    return r;
+  return tx->commit();
+}
+
+Result<void> Store::record_lockout_failure(const std::string& username, const std::string& error) {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(
+      db_, "UPDATE pending_lockouts SET attempts = attempts + 1, last_error = ? WHERE username = ?", error, username);
+  if (!s) return s.error();
+  return s->run();
+}
+
+Result<std::vector<AuditRecord>> Store::list_audit() {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_, "SELECT at, action, username, serial, token_id, detail FROM audit ORDER BY id");
+  if (!s) return s.error();
+  return find_all<AuditRecord>(*s, [](const Statement& row) {
+    return AuditRecord{row.time(0), row.text(1), row.text(2), row.text(3), row.text(4), row.text(5)};
+  });
+}
+
 Result<void> Store::ping() {
   std::lock_guard lock(*mutex_);
   auto s = Statement::prepare(db_, "SELECT count(*) FROM groups");
   if (!s) return s.error();
   return s->run();
+}
+
+Result<long long> Store::data_version() {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_, "PRAGMA data_version");
+  if (!s) return s.error();
+  if (auto row = s->step(); !row) return row.error();
+  return s->integer(0);
 }
 
 }  // namespace evpn::ca::store

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 struct sqlite3;
 
@@ -31,6 +32,7 @@ struct TokenRecord {
   TimePoint expires_at;
   int uses_left = 1;
   TimePoint created_at;
+  std::optional<TimePoint> revoked_at{};  // set by revoke_token
 };
 
 struct CertificateRecord {
@@ -44,12 +46,45 @@ struct CertificateRecord {
   TimePoint issued_at;
 };
 
+// A directory lockout that a revocation queued and that has not succeeded yet.
+struct PendingLockout {
+  std::string username;
+  std::string serial;  // the revoked certificate that queued it
+  TimePoint since;
+  int attempts = 0;        // failed attempts so far
+  std::string last_error;  // of the last failed attempt
+};
+
 struct NodeRecord {
   std::string username;
   std::string group;
   std::string current_serial;
   TimePoint not_after;  // of the current certificate
   std::string status;   // of the current certificate
+  std::string overlay{};                            // of the group
+  TimePoint not_before{};                           // of the current certificate
+  std::optional<TimePoint> revoked_at{};            // of the current certificate
+  std::string revocation_reason{};                  // of the current certificate
+  std::optional<PendingLockout> pending_lockout{};  // while its directory lockout is owed
+};
+
+struct RevocationRecord {
+  std::string serial;
+  std::string username;
+  TimePoint revoked_at;
+  std::string reason;           // an RFC 5280 CRLReason name
+  TimePoint not_after{};        // of the certificate
+  bool lockout_queued = false;  // revoke_*: it was the node's current certificate, so its lockout was queued
+};
+
+// One line of the audit log. Fields that do not apply are "".
+struct AuditRecord {
+  TimePoint at;
+  std::string action;  // enroll, renew, revoke, lockout, token-create, token-revoke, group-add
+  std::string username;
+  std::string serial;
+  std::string token_id;
+  std::string detail;
 };
 
 class Store {
@@ -61,18 +96,27 @@ class Store {
   Store& operator=(Store&&) noexcept;
   ~Store();
 
-  // Errc::conflict when a group of that name exists.
+  // Errc::conflict when a group of that name exists. Every change below that is not a lookup is
+  // written to the audit log in the same transaction.
   Result<void> add_group(const GroupRecord& group);
   Result<std::optional<GroupRecord>> find_group(const std::string& name);
 
   Result<void> add_token(const TokenRecord& token);
   Result<std::optional<TokenRecord>> find_token(const std::string& id);
+  // Every token, oldest first.
+  Result<std::vector<TokenRecord>> list_tokens();
+  // Sets the token's uses to 0 and marks it revoked at `now`. Errc::not_found for an unknown id,
+  // Errc::conflict when it is already revoked.
+  Result<void> revoke_token(const std::string& id, TimePoint now);
 
   Result<std::optional<NodeRecord>> find_node(const std::string& username);
+  // Every node, by username.
+  Result<std::vector<NodeRecord>> list_nodes();
 
   // In one transaction: spends one use of the token (Errc::unauthorized when it has none left
   // or has expired at `now`), stores the certificate, marks the node's previous certificate
-  // "superseded" and makes this one the node's current certificate. Nothing changes on error.
+  // "superseded" and makes this one the node's current certificate (dropping a lockout still
+  // queued for the name). Nothing changes on error.
   Result<void> record_enrollment(const std::string& token_id, const CertificateRecord& cert,
                                  TimePoint now);
 
@@ -83,8 +127,31 @@ class Store {
 
   Result<std::optional<CertificateRecord>> find_certificate(const std::string& serial);
 
+  // In one transaction: marks the node's current certificate revoked at `now` for `reason` and
+  // queues the node's directory lockout. Errc::not_found when no node has that name,
+  // Errc::conflict when the certificate is already revoked.
+  Result<RevocationRecord> revoke_node(const std::string& username, const std::string& reason, TimePoint now);
+  // The same for the certificate `serial`; the lockout is queued only when it is its node's
+  // current certificate (a node that renewed keeps its access). Errc::not_found for an unknown serial.
+  Result<RevocationRecord> revoke_certificate(const std::string& serial, const std::string& reason, TimePoint now);
+  // Every revoked certificate (for the CRL), by serial.
+  Result<std::vector<RevocationRecord>> list_revocations();
+
+  Result<std::vector<PendingLockout>> pending_lockouts();
+  // The lockout queued for `username` by `serial` is done: removes it and writes the audit entry.
+  Result<void> complete_lockout(const std::string& username, const std::string& serial, TimePoint now);
+  // Counts a failed attempt of the lockout queued for `username` and keeps `error` for `nodes`.
+  Result<void> record_lockout_failure(const std::string& username, const std::string& error);
+
+  // The audit log, oldest first.
+  Result<std::vector<AuditRecord>> list_audit();
+
   // A cheap query that proves the database answers (for /healthz).
   Result<void> ping();
+
+  // SQLite's data_version of this connection: it changes exactly when another connection (or
+  // process) has committed a change since the last call. Lets a test prove nothing was written.
+  Result<long long> data_version();
 
  private:
   explicit Store(sqlite3* db);

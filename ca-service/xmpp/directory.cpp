@@ -1,6 +1,7 @@
 #include "ca-service/xmpp/directory.hpp"
 
 #include "ca-service/xmpp/ejabberd.hpp"
+#include "ca-service/xmpp/openfire.hpp"
 #include "common/fs/atomic_file.hpp"
 #include "common/net/https_client.hpp"
 
@@ -18,7 +19,9 @@ class NoDirectory final : public Directory {
   Result<void> ping() override { return {}; }
 };
 
-Result<net::HttpClient> make_client(const DirectoryConfig& config, const net::Url& url) {
+}  // namespace
+
+Result<net::HttpClient> make_directory_client(const DirectoryConfig& config, const net::Url& url) {
   if (config.timeout_ms <= 0) return fail(Errc::invalid_request, "directory.timeout_ms must be a positive number");
   net::ClientTls tls;
   if (url.scheme == "https" && !config.ca_file.empty()) {
@@ -29,19 +32,16 @@ Result<net::HttpClient> make_client(const DirectoryConfig& config, const net::Ur
   return net::HttpClient(std::move(tls), std::chrono::milliseconds(config.timeout_ms));
 }
 
-}  // namespace
-
 Result<std::unique_ptr<Directory>> make_directory(const DirectoryConfig& config, const std::string& xmpp_domain) {
   if (config.type == "none") return std::unique_ptr<Directory>(std::make_unique<NoDirectory>());
-  if (config.type == "openfire")
-    return fail(Errc::invalid_request, "the openfire directory backend is not built yet");
+  if (config.type == "openfire") return make_openfire_directory(config);
   if (config.type != "ejabberd")
     return fail(Errc::invalid_request,
                 "unknown directory type '" + config.type + "' (expected ejabberd, openfire or none)");
 
   auto url = net::parse_url(config.url);
   if (!url) return with_context(url.error(), "directory.url");
-  auto client = make_client(config, *url);
+  auto client = make_directory_client(config, *url);
   if (!client) return client.error();
   return std::unique_ptr<Directory>(
       std::make_unique<EjabberdDirectory>(std::move(*url), std::move(*client), xmpp_domain));

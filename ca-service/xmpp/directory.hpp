@@ -5,6 +5,7 @@
 // API disabled), with the server's answer in the detail and never the secret.
 
 #include "ca-service/config.hpp"
+#include "common/net/https_client.hpp"
 #include "common/result.hpp"
 
 #include <memory>
@@ -28,6 +29,10 @@ class Directory {
   // Proves the directory answers (for /healthz).
   virtual Result<void> ping() = 0;
 };
+
+// The HTTP client a backend talks to its server with: the configured timeout, and for an https
+// url the configured trust anchors (directory.ca_file, else the system store).
+Result<net::HttpClient> make_directory_client(const DirectoryConfig& config, const net::Url& url);
 
 // The backend named by `config.type`; Errc::invalid_request for an unknown type or a bad url.
 Result<std::unique_ptr<Directory>> make_directory(const DirectoryConfig& config,

@@ -37,15 +37,20 @@ Result<void> EjabberdDirectory::ensure_group(const std::string& group) {
             {"label", group},
             {"description", "EdgeVPN overlay group"},
             {"display", group}};
-  return done(call("srg_create", body.dump()));
+  if (auto r = done(call("srg_create", body.dump())); !r) return r;
+  // Every node enrolls through here before it first logs in, and the c2s access rule fails every
+  // session while the group it names is missing.
+  return ensure_revoked_group();
 }
 
 Result<void> EjabberdDirectory::ensure_user(const std::string& username) {
   // SASL EXTERNAL never uses the password; a random one keeps password logins closed.
   json body{{"user", username}, {"host", domain_}, {"password", crypto::to_hex(crypto::random_bytes(16))}};
   auto answer = call("register", body.dump());
-  if (!answer && answer.error().code == Errc::conflict) return {};  // the user exists already
-  return done(answer);
+  if (!answer && answer.error().code != Errc::conflict) return answer.error();  // conflict: it exists already
+  // The authority lets a revoked name enroll again only once its revoked certificate has expired;
+  // from then on the name may log in again.
+  return done(call("srg_user_del", revoked_membership(username)));
 }
 
 Result<void> EjabberdDirectory::add_member(const std::string& username, const std::string& group) {
@@ -54,9 +59,12 @@ Result<void> EjabberdDirectory::add_member(const std::string& username, const st
 }
 
 Result<void> EjabberdDirectory::disable_user(const std::string& username) {
-  // Only ends live sessions. ejabberd's EXTERNAL login does not consult the account, so a full
-  // lockout needs the certificate revoked on the XMPP side (a later issue); kick_user is what
-  // mod_http_api offers today.
+  // ejabberd 23.01 accepts any certificate that chains to its cafile, whether the account exists
+  // or not (unregister and ban_account change nothing), and never checks a CRL (fast_tls does not
+  // turn on X509_V_FLAG_CRL_CHECK). What refuses the session is the c2s access rule, checked at
+  // resource binding, which denies members of the revoked group: membership takes effect at once.
+  if (auto r = ensure_revoked_group(); !r) return r;
+  if (auto r = done(call("srg_user_add", revoked_membership(username))); !r) return r;
   json body{{"user", username}, {"host", domain_}};
   return done(call("kick_user", body.dump()));
 }
@@ -65,6 +73,20 @@ Result<void> EjabberdDirectory::delete_user(const std::string& username) {
   json body{{"user", username}, {"host", domain_}};
   if (auto removed = call("unregister", body.dump()); !removed) return removed.error();
   return done(call("kick_user", body.dump()));
+}
+
+Result<void> EjabberdDirectory::ensure_revoked_group() {
+  // No "display": members see nobody through it and nobody sees them.
+  json body{{"group", revoked_group},
+            {"host", domain_},
+            {"label", "revoked"},
+            {"description", "nodes whose certificate evpn-ca revoked: the c2s access rule refuses them"},
+            {"display", ""}};
+  return done(call("srg_create", body.dump()));
+}
+
+std::string EjabberdDirectory::revoked_membership(const std::string& username) const {
+  return json{{"user", username}, {"host", domain_}, {"group", revoked_group}, {"grouphost", domain_}}.dump();
 }
 
 Result<void> EjabberdDirectory::ping() { return done(call("status", "{}")); }

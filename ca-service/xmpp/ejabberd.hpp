@@ -1,10 +1,15 @@
 #pragma once
 // ejabberd through mod_http_api: register, srg_create, srg_user_add, unregister, kick_user.
+// Disabling a user puts it in the shared roster group `revoked_group`, which the c2s access rule of
+// deploy/ejabberd/ejabberd.yml.in refuses: the only thing that stops a certificate login there.
 
 #include "ca-service/xmpp/directory.hpp"
 #include "common/net/https_client.hpp"
 
 namespace evpn::ca::xmpp {
+
+// Names of groups evpn-ca creates start with a letter or digit, so this one never clashes.
+inline constexpr const char* revoked_group = "_evpn-revoked";
 
 class EjabberdDirectory final : public Directory {
  public:
@@ -18,6 +23,10 @@ class EjabberdDirectory final : public Directory {
   Result<void> ping() override;
 
  private:
+  // The revoked group exists, displayed to nobody.
+  Result<void> ensure_revoked_group();
+  // The arguments of srg_user_add / srg_user_del for `username` in the revoked group.
+  std::string revoked_membership(const std::string& username) const;
   // POSTs one command; Result holds the response body of a 2xx answer.
   Result<std::string> call(const std::string& command, const std::string& json_body);
 

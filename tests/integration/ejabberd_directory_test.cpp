@@ -135,7 +135,7 @@ TEST_CASE("make_directory refuses unknown types and unusable URLs") {
   config.type = "openfire";
   auto openfire = error_of(ca::xmpp::make_directory(config, domain));
   CHECK(openfire.code == Errc::invalid_request);
-  CHECK_THAT(openfire.detail, Contains("not built yet"));
+  CHECK_THAT(openfire.detail, Contains("directory.secret_file or directory.secret_env"));
 
   config.type = "prosody";
   auto unknown = error_of(ca::xmpp::make_directory(config, domain));

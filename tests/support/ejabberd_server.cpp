@@ -118,6 +118,15 @@ void EjabberdServer::start() {
                                " while starting; its log:\n" + log_text());
     }
     if (api("status").status == 200 && wait_for_port(c2s_port_, std::chrono::milliseconds(0))) {
+      // The template's c2s access rule names this group (evpn-ca's revocation), and ejabberd
+      // fails every session while it is missing. evpn-ca creates it at the first enrollment;
+      // tests that log in without one need it as well.
+      const ApiAnswer group = api("srg_create", {{"group", "_evpn-revoked"}, {"host", options_.domain},
+                                                 {"label", "revoked"}, {"description", ""}, {"display", ""}});
+      if (group.status != 200) {
+        throw std::runtime_error("ejabberd srg_create _evpn-revoked answered " + std::to_string(group.status) +
+                                 ": " + group.body);
+      }
       return;
     }
     if (std::chrono::steady_clock::now() >= deadline) {

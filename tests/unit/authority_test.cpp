@@ -551,3 +551,385 @@ TEST_CASE("GET /healthz answers 200 while the directory answers and 503 when it 
   CHECK(response.result() == http::status::service_unavailable);
   CHECK(error_body(response).error == "unavailable");
 }
+
+namespace {
+
+// A node enrolled through the authority: its key and certificate.
+struct Enrolled {
+  crypto::Key key;
+  crypto::Certificate cert;
+  std::string serial;
+};
+
+Enrolled enroll_node(Ca& ca, const std::string& username, TimePoint at = kNow) {
+  crypto::Key key = ec_key();
+  const auto result = ok(ca.authority.enroll({ca.token(), csr_for(key, username)}, at)).result;
+  auto cert = ok(crypto::Certificate::from_pem(result.certificate));
+  return {std::move(key), std::move(cert), result.serial};
+}
+
+// The error of a renewal that must be refused, after checking that the node kept its current
+// certificate, still active, and that nothing was provisioned.
+Error renewal_refused(Ca& ca, const std::string& csr, const crypto::Certificate* current, TimePoint at,
+                      const std::string& username = "node1") {
+  const auto serial_before = ca.current_serial(username);
+  ca.directory.calls.clear();
+
+  auto result = ca.authority.renew({csr}, current, at);
+  REQUIRE_FALSE(result);
+
+  CHECK(ca.current_serial(username) == serial_before);
+  if (serial_before) CHECK(ca.certificate(*serial_before)->status == "active");
+  CHECK(ca.directory.calls.empty());
+  return result.error();
+}
+
+}  // namespace
+
+TEST_CASE("renewal re-asserts the directory, then issues a certificate for the new key and makes it current") {
+  Ca ca;
+  const std::string token = ca.token({.uses = 2});
+  const crypto::Key old_key = ec_key();
+  const auto first = ok(ca.authority.enroll({token, csr_for(old_key, "node1")}, kNow)).result;
+  const auto old_cert = ok(crypto::Certificate::from_pem(first.certificate));
+  ca.directory.calls.clear();
+  const crypto::Key new_key = ec_key();
+  const TimePoint later = kNow + std::chrono::days(21);
+
+  const Issued issued = ok(ca.authority.renew({csr_for(new_key, "node1")}, &old_cert, later));
+
+  // The user and membership are made right again before signing: renewal repairs drift.
+  CHECK(ca.directory.calls == kProvisioning);
+  const auto& result = issued.result;
+  CHECK(issued.token_id.empty());
+  CHECK(result.serial != first.serial);
+  const auto cert = ok(crypto::Certificate::from_pem(result.certificate));
+  CHECK(cert.matches(new_key));
+  CHECK_FALSE(cert.matches(old_key));
+  CHECK(cert.common_name() == "node1");
+  CHECK(cert.xmpp_addrs() == std::vector<std::string>{"node1@example.test"});
+  CHECK(crypto::verify_chain(cert, ok(crypto::parse_pem_bundle(pki().root_pem())), later,
+                             X509_PURPOSE_SSL_CLIENT));
+  CHECK(result.node.group == "lab");
+  CHECK(result.node.overlay == "overlay1");
+  CHECK(result.not_after == to_rfc3339(later + kLabLifetime));
+  CHECK(result.renew_after == to_rfc3339(later + kLabLifetime * 2 / 3));
+  CHECK(result.server_time == to_rfc3339(later));
+
+  CHECK(ca.current_serial("node1") == result.serial);
+  CHECK(ca.certificate(first.serial)->status == "superseded");
+  CHECK(ca.certificate(result.serial)->status == "active");
+  CHECK(ca.certificate(result.serial)->issued_at == later);
+  // Renewal needs no token: the one used to enroll keeps its remaining use.
+  CHECK(ca.uses_left(token_id(token)) == 1);
+}
+
+TEST_CASE("renewal takes the lifetime from the node's group") {
+  Ca ca;
+  crypto::Key key = ec_key();
+  const auto first = ok(ca.authority.enroll({ca.token({.group = "prod"}), csr_for(key, "node1")}, kNow)).result;
+  const auto cert = ok(crypto::Certificate::from_pem(first.certificate));
+  const auto renewed = ok(ca.authority.renew({csr_for(ec_key(), "node1")}, &cert, kNow + 1h)).result;
+  CHECK(renewed.node.group == "prod");
+  CHECK(renewed.not_after == to_rfc3339(kNow + 1h + std::chrono::days(7)));
+}
+
+TEST_CASE("renewal refuses a request without a client certificate") {
+  Ca ca;
+  enroll_node(ca, "node1");
+  const Error e = renewal_refused(ca, csr_for(ec_key(), "node1"), nullptr, kNow);
+  CHECK(e.code == Errc::unauthorized);
+  CHECK_THAT(e.detail, Catch::Contains("client certificate"));
+}
+
+TEST_CASE("renewal refuses a certificate from a foreign CA for the same username") {
+  Ca ca;
+  enroll_node(ca, "node1");
+  const test::TestPki foreign;
+  const auto pair = foreign.node("node1", kXmpp.domain);
+  const Error e = renewal_refused(ca, csr_for(ec_key(), "node1"), &pair.cert, kNow);
+  CHECK(e.code == Errc::unauthorized);
+  CHECK_THAT(e.detail, Catch::Contains("cannot renew"));
+}
+
+TEST_CASE("renewal refuses a certificate this CA signed but never recorded") {
+  Ca ca;
+  enroll_node(ca, "node1");
+  // Same root, same profile, but not in the store (e.g. from a restored backup of another CA).
+  const auto pair = pki().node("node1", kXmpp.domain);
+  const Error e = renewal_refused(ca, csr_for(ec_key(), "node1"), &pair.cert, kNow);
+  CHECK(e.code == Errc::unauthorized);
+  CHECK_THAT(e.detail, Catch::Contains(pair.cert.serial_hex()));
+}
+
+TEST_CASE("renewal refuses an expired certificate, which needs a new enrollment") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  const Error e = renewal_refused(ca, csr_for(ec_key(), "node1"), &node.cert, node.cert.not_after() + 1s);
+  CHECK(e.code == Errc::unauthorized);
+  CHECK_THAT(e.detail, Catch::Contains("enrollment"));
+  // One second before it expires the same certificate still renews.
+  CHECK(ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, node.cert.not_after() - 1s));
+}
+
+TEST_CASE("renewal refuses a certificate that is no longer the node's current one") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  const auto renewed = ok(ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow)).result;
+
+  const Error e = renewal_refused(ca, csr_for(ec_key(), "node1"), &node.cert, kNow);
+
+  CHECK(e.code == Errc::unauthorized);
+  CHECK_THAT(e.detail, Catch::Contains(node.serial) && Catch::Contains("superseded"));
+  CHECK(ca.current_serial("node1") == renewed.serial);
+}
+
+TEST_CASE("renewal refuses a CSR with the current key, another CN or a bad signature, saying why") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+
+  SECTION("the current key") {
+    const Error e = renewal_refused(ca, csr_for(node.key, "node1"), &node.cert, kNow);
+    CHECK(e.code == Errc::invalid_request);
+    CHECK_THAT(e.detail, Catch::Contains("new key"));
+  }
+  SECTION("another CN") {
+    const Error e = renewal_refused(ca, csr_for(ec_key(), "node2"), &node.cert, kNow);
+    CHECK(e.code == Errc::invalid_request);
+    CHECK_THAT(e.detail, Catch::Contains("'node2'") && Catch::Contains("'node1'"));
+    CHECK_FALSE(ca.node("node2"));
+  }
+  SECTION("a corrupted signature") {
+    const Error e = renewal_refused(ca, with_corrupted_signature(csr_for(ec_key(), "node1")), &node.cert, kNow);
+    CHECK(e.code == Errc::invalid_request);
+    CHECK_THAT(e.detail, Catch::Contains("signature"));
+  }
+}
+
+TEST_CASE("a directory failure during renewal issues nothing and keeps the current certificate") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  const auto failing = GENERATE(0u, 1u, 2u);
+  ca.directory.calls.clear();
+  ca.directory.fail_at = std::vector<std::string>{"ensure_group", "ensure_user", "add_member"}[failing];
+
+  auto result = ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow);
+
+  REQUIRE_FALSE(result);
+  CHECK(result.error().code == Errc::unavailable);
+  CHECK(ca.directory.calls == std::vector<std::string>(kProvisioning.begin(), kProvisioning.begin() + failing + 1));
+  CHECK(ca.current_serial("node1") == node.serial);
+  CHECK(ca.certificate(node.serial)->status == "active");
+  // The same certificate renews once the directory answers again.
+  ca.directory.fail_at.clear();
+  CHECK(ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow));
+}
+
+TEST_CASE("two renewals racing with the same certificate get one new certificate and one refusal") {
+  TempDir dir;
+  const auto db = dir.path / "state.db";
+  Ca first(db);
+  const Enrolled node = enroll_node(first, "node1");
+  ca::store::Store second_store = open_store(db);
+  FakeDirectory second_directory;
+  Authority second(second_store, pki().signer(), second_directory, kXmpp);
+  // Both requests pass every check before either records: the store alone must decide.
+  Meeting meeting;
+  for (FakeDirectory* d : {&first.directory, &second_directory})
+    d->on_call = [&](const std::string& step) {
+      if (step == "add_member") meeting.arrive();
+    };
+  const std::string csr1 = csr_for(ec_key(), "node1"), csr2 = csr_for(ec_key(), "node1");
+
+  std::optional<Result<Issued>> r1, r2;
+  std::thread t1([&] { r1.emplace(first.authority.renew({csr1}, &node.cert, kNow)); });
+  std::thread t2([&] { r2.emplace(second.renew({csr2}, &node.cert, kNow)); });
+  t1.join();
+  t2.join();
+
+  REQUIRE(r1);
+  REQUIRE(r2);
+  REQUIRE(r1->has_value() != r2->has_value());
+  const Result<Issued>& won = r1->has_value() ? *r1 : *r2;
+  const Result<Issued>& lost = r1->has_value() ? *r2 : *r1;
+  CHECK(lost.error().code == Errc::unauthorized);
+  CHECK(first.current_serial("node1") == won->result.serial);
+  CHECK(first.certificate(node.serial)->status == "superseded");
+}
+
+TEST_CASE("POST /v1/renew answers 201 to the current certificate over TLS and 401 without one") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  const crypto::Key new_key = ec_key();
+  const auto body = protocol::to_json(protocol::RenewRequest{csr_for(new_key, "node1")});
+  ca::api::RequestContext context;
+  context.client_address = "127.0.0.1";
+
+  const auto without = ca::api::Routes(ca.authority).handle(request(http::verb::post, "/v1/renew", body), context);
+  CHECK(without.result() == http::status::unauthorized);
+  CHECK(error_body(without).error == "unauthorized");
+  CHECK(ca.current_serial("node1") == node.serial);
+
+  context.client_certificate_der = node.cert.to_der();
+  const auto with = ca::api::Routes(ca.authority).handle(request(http::verb::post, "/v1/renew", body), context);
+  CHECK(with.result() == http::status::created);
+  const auto result = ok(protocol::parse_enrollment_result(with.body()));
+  CHECK(ok(crypto::Certificate::from_pem(result.certificate)).matches(new_key));
+  CHECK(ca.current_serial("node1") == result.serial);
+}
+
+namespace {
+
+std::vector<ca::store::PendingLockout> pending_lockouts(Ca& ca) { return ok(ca.store.pending_lockouts()); }
+
+// A serial as `openssl x509 -serial` prints it: upper case, with the colons of other tools.
+std::string shouted(const std::string& serial) {
+  std::string out;
+  for (char c : serial) out += (out.empty() ? "" : ":") + std::string(1, static_cast<char>(std::toupper(c)));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("revoking a node revokes its current certificate, locks it out in the directory and refuses its renewal") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  ca.directory.calls.clear();
+
+  const auto revoked = ok(ca.authority.revoke({.username = "node1", .reason = "keyCompromise"}, kNow + 1h));
+
+  CHECK(revoked.revocation.serial == node.serial);
+  CHECK(revoked.revocation.lockout_queued);
+  CHECK_FALSE(revoked.lockout_error);
+  CHECK(ca.directory.calls == std::vector<std::string>{"disable_user node1"});
+  CHECK(pending_lockouts(ca).empty());
+  CHECK(ca.certificate(node.serial)->status == "revoked");
+
+  auto renewal = ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow + 2h);
+  REQUIRE_FALSE(renewal);
+  CHECK(renewal.error().code == Errc::unauthorized);
+  CHECK_THAT(renewal.error().detail, Catch::Contains(node.serial) && Catch::Contains("revoked"));
+  CHECK(ca.current_serial("node1") == node.serial);
+}
+
+TEST_CASE("a revocation whose lockout fails is recorded, and the lockout is retried until it succeeds") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  ca.directory.fail_at = "disable_user";
+
+  const auto revoked = ok(ca.authority.revoke({.username = "node1"}, kNow));
+  REQUIRE(revoked.lockout_error);
+  CHECK(revoked.lockout_error->code == Errc::unavailable);
+  CHECK(ca.certificate(node.serial)->status == "revoked");
+  auto queued = pending_lockouts(ca);
+  REQUIRE(queued.size() == 1);
+  CHECK(queued[0].attempts == 1);
+  CHECK_THAT(queued[0].last_error, Catch::Contains("connection refused"));
+
+  CHECK(ok(ca.authority.retry_lockouts(kNow)) == 1);
+  CHECK(pending_lockouts(ca)[0].attempts == 2);
+
+  ca.directory.fail_at.clear();
+  ca.directory.calls.clear();
+  CHECK(ok(ca.authority.retry_lockouts(kNow)) == 0);
+  CHECK(ca.directory.calls == std::vector<std::string>{"disable_user node1"});
+  CHECK(pending_lockouts(ca).empty());
+  CHECK(ok(ca.authority.retry_lockouts(kNow)) == 0);
+  CHECK(ca.directory.calls.size() == 1);
+}
+
+TEST_CASE("revoking a superseded certificate by serial lists it in the CRL but leaves its node's access alone") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  const auto renewed = ok(ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow)).result;
+  ca.directory.calls.clear();
+
+  const auto revoked = ok(ca.authority.revoke({.serial = shouted(node.serial), .reason = "superseded"}, kNow));
+
+  CHECK(revoked.revocation.serial == node.serial);
+  CHECK_FALSE(revoked.revocation.lockout_queued);
+  CHECK(ca.directory.calls.empty());
+  CHECK(ca.node("node1")->status == "active");
+  CHECK(ca.current_serial("node1") == renewed.serial);
+}
+
+TEST_CASE("revoke refuses an unknown reason, both or neither target, and unknown names, changing nothing") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  CHECK(ca.authority.revoke({.username = "node1", .reason = "certificateHold"}, kNow).error().code ==
+        Errc::invalid_request);
+  CHECK(ca.authority.revoke({.username = "node1", .serial = node.serial}, kNow).error().code ==
+        Errc::invalid_request);
+  CHECK(ca.authority.revoke({}, kNow).error().code == Errc::invalid_request);
+  CHECK(ca.authority.revoke({.username = "node9"}, kNow).error().code == Errc::not_found);
+  CHECK(ca.authority.revoke({.serial = "abc"}, kNow).error().code == Errc::not_found);
+  CHECK(ca.certificate(node.serial)->status == "active");
+  CHECK(ok(ca.store.list_revocations()).empty());
+}
+
+TEST_CASE("a revoked username cannot enroll again until its revoked certificate has expired") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  ok(ca.authority.revoke({.username = "node1"}, kNow));
+  const std::string token = ca.token({.username = "node1", .ttl = std::chrono::days(60)});
+
+  const Error e = ca.refused({token, csr_for(ec_key(), "node1")});
+  CHECK(e.code == Errc::forbidden);
+  CHECK_THAT(e.detail, Catch::Contains("revoked") && Catch::Contains(to_rfc3339(node.cert.not_after())));
+
+  const TimePoint after = node.cert.not_after() + 1s;
+  const auto again = ok(ca.authority.enroll({token, csr_for(ec_key(), "node1")}, after)).result;
+  CHECK(ca.current_serial("node1") == again.serial);
+  CHECK(ca.node("node1")->status == "active");
+}
+
+TEST_CASE("GET /v1/crl answers a DER CRL signed by the root that lists the revoked serials") {
+  Ca ca;
+  const Enrolled revoked = enroll_node(ca, "node1");
+  const Enrolled kept = enroll_node(ca, "node2");
+  ok(ca.authority.revoke({.username = "node1", .reason = "keyCompromise"}, kNow));
+
+  const auto response = answer(ca, request(http::verb::get, "/v1/crl"));
+  CHECK(response.result() == http::status::ok);
+  CHECK(response[http::field::content_type] == "application/pkix-crl");
+  const auto* p = reinterpret_cast<const unsigned char*>(response.body().data());
+  crypto::Handle<X509_CRL, X509_CRL_free> crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(response.body().size())));
+  REQUIRE(crl);
+  CHECK(X509_CRL_verify(crl.get(), pki().signer().root().public_key()) == 1);
+  X509_REVOKED* entry = nullptr;
+  CHECK(X509_CRL_get0_by_serial(crl.get(), &entry, X509_get_serialNumber(revoked.cert.get())) == 1);
+  CHECK(X509_CRL_get0_by_serial(crl.get(), &entry, X509_get_serialNumber(kept.cert.get())) == 0);
+}
+
+TEST_CASE("a CRL signed in the second of a revocation gets a higher number than one signed before it") {
+  Ca ca;
+  enroll_node(ca, "node1");
+  const auto number = [](const std::string& der) {
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    crypto::Handle<X509_CRL, X509_CRL_free> crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));
+    REQUIRE(crl);
+    auto* n = static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(crl.get(), NID_crl_number, nullptr, nullptr));
+    REQUIRE(n);
+    std::int64_t value = 0;
+    ASN1_INTEGER_get_int64(&value, n);
+    ASN1_INTEGER_free(n);
+    return value;
+  };
+  const auto before = number(ok(ca.authority.crl(kNow)));
+  ok(ca.authority.revoke({.username = "node1"}, kNow));
+  const auto after = number(ok(ca.authority.crl(kNow)));
+  CHECK(before == to_unix(kNow));
+  CHECK(after > before);
+  CHECK(number(ok(ca.authority.crl(kNow + 1h))) == to_unix(kNow + 1h));
+}
+
+TEST_CASE("node_state tells active, expiring, expired and revoked apart") {
+  ca::store::NodeRecord node{"node1", "lab", "01", kNow + std::chrono::days(30), "active"};
+  node.not_before = kNow;
+  CHECK(ca::authority::node_state(node, kNow) == "active");
+  CHECK(ca::authority::node_state(node, kNow + std::chrono::days(19)) == "active");
+  CHECK(ca::authority::node_state(node, kNow + std::chrono::days(20)) == "expiring");
+  CHECK(ca::authority::node_state(node, kNow + std::chrono::days(30)) == "expired");
+  node.status = "revoked";
+  CHECK(ca::authority::node_state(node, kNow) == "revoked");
+}

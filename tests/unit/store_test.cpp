@@ -304,3 +304,306 @@ TEST_CASE("store issues exactly N certificates for a token with N uses under 2N 
   CHECK(certificates == kUses);
   CHECK(uses_left(stores[1], "shared") == 0);
 }
+
+TEST_CASE("store renewal supersedes the current certificate and makes the new one current") {
+  Store store = open_store();
+  seed(store, {token("t1", 2)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+  CertificateRecord renewed = certificate("02", "node1");
+  renewed.not_after = kNow + std::chrono::days(50);
+
+  REQUIRE(store.record_renewal("01", renewed, kNow + std::chrono::days(20)));
+
+  CHECK((*store.find_certificate("01"))->status == "superseded");
+  CHECK((*store.find_certificate("02"))->status == "active");
+  auto node = store.find_node("node1");
+  REQUIRE(node);
+  REQUIRE(*node);
+  CHECK((*node)->current_serial == "02");
+  CHECK((*node)->not_after == renewed.not_after);
+  CHECK((*node)->group == "lab");
+  // A renewal spends no token.
+  CHECK(uses_left(store, "t1") == 1);
+}
+
+TEST_CASE("store refuses a renewal from a certificate that is not the node's current one") {
+  Store store = open_store();
+  seed(store, {token("t1", 2)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+  REQUIRE(store.record_enrollment("t1", certificate("02", "node2"), kNow));
+  REQUIRE(store.record_renewal("01", certificate("03", "node1"), kNow));
+
+  std::string old_serial, username;
+  SECTION("superseded by an earlier renewal") { std::tie(old_serial, username) = std::tuple{"01", "node1"}; }
+  SECTION("another node's current certificate") { std::tie(old_serial, username) = std::tuple{"02", "node1"}; }
+  SECTION("an unknown serial") { std::tie(old_serial, username) = std::tuple{"99", "node1"}; }
+  SECTION("a node that never enrolled") { std::tie(old_serial, username) = std::tuple{"02", "node3"}; }
+
+  auto r = store.record_renewal(old_serial, certificate("04", username), kNow);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::unauthorized);
+  CHECK(r.error().detail.find("certificate " + old_serial + " is not the current") != std::string::npos);
+  CHECK_FALSE(has_certificate(store, "04"));
+  CHECK((*store.find_node("node1"))->current_serial == "03");
+  CHECK((*store.find_node("node2"))->current_serial == "02");
+  CHECK((*store.find_certificate("02"))->status == "active");
+  CHECK((*store.find_certificate("03"))->status == "active");
+  CHECK_FALSE(store.find_node("node3").value().has_value());
+}
+
+TEST_CASE("store refuses a renewal from a certificate that has expired at the given time") {
+  Store store = open_store();
+  seed(store, {token("t1", 1)});
+  const CertificateRecord first = certificate("01", "node1");
+  REQUIRE(store.record_enrollment("t1", first, kNow));
+
+  auto r = store.record_renewal("01", certificate("02", "node1"), first.not_after);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::unauthorized);
+  CHECK_FALSE(has_certificate(store, "02"));
+  CHECK((*store.find_certificate("01"))->status == "active");
+  // One second earlier it is still valid and renews.
+  CHECK(store.record_renewal("01", certificate("02", "node1"), first.not_after - std::chrono::seconds(1)));
+}
+
+TEST_CASE("store rolls back a renewal whose new serial is a duplicate") {
+  Store store = open_store();
+  seed(store, {token("t1", 2)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+  REQUIRE(store.record_enrollment("t1", certificate("02", "node2"), kNow));
+
+  auto r = store.record_renewal("01", certificate("02", "node1"), kNow);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::conflict);
+  CHECK((*store.find_certificate("01"))->status == "active");
+  CHECK((*store.find_node("node1"))->current_serial == "01");
+  CHECK((*store.find_certificate("02"))->username == "node2");
+}
+
+TEST_CASE("store lets exactly one of two processes renew with the same certificate") {
+  TempDir dir;
+  Store first = open_store(dir.db());
+  Store second = open_store(dir.db());
+  seed(first, {token("t1", 50)});
+
+  constexpr int kRounds = 25;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string username = "node" + std::to_string(round);
+    const std::string old_serial = "r" + std::to_string(round);
+    REQUIRE(first.record_enrollment("t1", certificate(old_serial, username), kNow));
+    std::atomic<int> wins{0}, refusals{0}, other{0};
+    auto attempt = [&](Store& store, const std::string& serial) {
+      auto r = store.record_renewal(old_serial, certificate(serial, username), kNow);
+      if (r)
+        ++wins;
+      else if (r.error().code == Errc::unauthorized)
+        ++refusals;
+      else
+        ++other;
+    };
+    std::thread a(attempt, std::ref(first), old_serial + "a");
+    std::thread b(attempt, std::ref(second), old_serial + "b");
+    a.join();
+    b.join();
+    REQUIRE(wins == 1);
+    REQUIRE(refusals == 1);
+    REQUIRE(other == 0);
+    const bool a_won = has_certificate(second, old_serial + "a");
+    CHECK(a_won != has_certificate(second, old_serial + "b"));
+    CHECK((*second.find_node(username))->current_serial == old_serial + (a_won ? "a" : "b"));
+    CHECK((*second.find_certificate(old_serial))->status == "superseded");
+  }
+}
+
+namespace {
+
+std::vector<std::string> audit_actions(Store& store) {
+  auto entries = store.list_audit();
+  REQUIRE(entries);
+  std::vector<std::string> actions;
+  for (const auto& e : *entries) actions.push_back(e.action);
+  return actions;
+}
+
+std::vector<PendingLockout> pending(Store& store) {
+  auto lockouts = store.pending_lockouts();
+  REQUIRE(lockouts);
+  return *lockouts;
+}
+
+}  // namespace
+
+TEST_CASE("store revokes a node's current certificate, queues its lockout and audits it in one step") {
+  Store store = open_store();
+  seed(store, {token("t1", 1)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+  const TimePoint at = kNow + std::chrono::hours(1);
+
+  auto revoked = store.revoke_node("node1", "keyCompromise", at);
+  REQUIRE(revoked);
+  CHECK(revoked->serial == "01");
+  CHECK(revoked->username == "node1");
+  CHECK(revoked->revoked_at == at);
+  CHECK(revoked->reason == "keyCompromise");
+  CHECK(revoked->lockout_queued);
+  CHECK((*store.find_certificate("01"))->status == "revoked");
+
+  auto node = *store.find_node("node1");
+  REQUIRE(node);
+  CHECK(node->status == "revoked");
+  CHECK(node->revoked_at == std::optional(at));
+  CHECK(node->revocation_reason == "keyCompromise");
+  CHECK(node->overlay == "overlay1");
+  REQUIRE(node->pending_lockout);
+  CHECK(node->pending_lockout->serial == "01");
+  CHECK(node->pending_lockout->since == at);
+
+  auto revocations = store.list_revocations();
+  REQUIRE(revocations);
+  REQUIRE(revocations->size() == 1);
+  CHECK((*revocations)[0].serial == "01");
+  CHECK((*revocations)[0].revoked_at == at);
+  CHECK((*revocations)[0].reason == "keyCompromise");
+
+  CHECK(audit_actions(store) == std::vector<std::string>{"group-add", "token-create", "enroll", "revoke"});
+  const AuditRecord last = store.list_audit()->back();
+  CHECK(last.at == at);
+  CHECK(last.username == "node1");
+  CHECK(last.serial == "01");
+  CHECK_THAT(last.detail, Catch::Contains("keyCompromise"));
+}
+
+TEST_CASE("store refuses to revoke a certificate twice, an unknown serial or an unknown node, and logs nothing") {
+  Store store = open_store();
+  seed(store, {token("t1", 1)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+  REQUIRE(store.revoke_certificate("01", "unspecified", kNow));
+  const auto audited = audit_actions(store).size();
+
+  auto twice = store.revoke_node("node1", "keyCompromise", kNow);
+  REQUIRE_FALSE(twice);
+  CHECK(twice.error().code == Errc::conflict);
+  CHECK_THAT(twice.error().detail, Catch::Contains("already revoked"));
+  CHECK(store.revoke_certificate("ff", "unspecified", kNow).error().code == Errc::not_found);
+  CHECK(store.revoke_node("node9", "unspecified", kNow).error().code == Errc::not_found);
+  CHECK(audit_actions(store).size() == audited);
+  CHECK(store.list_revocations()->front().reason == "unspecified");
+}
+
+TEST_CASE("store revokes a superseded certificate without queueing a lockout of its node") {
+  Store store = open_store();
+  seed(store, {token("t1", 2)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+  REQUIRE(store.record_enrollment("t1", certificate("02", "node1"), kNow));
+
+  auto revoked = store.revoke_certificate("01", "superseded", kNow);
+  REQUIRE(revoked);
+  CHECK_FALSE(revoked->lockout_queued);
+  CHECK(pending(store).empty());
+  CHECK((*store.find_node("node1"))->status == "active");
+}
+
+TEST_CASE("store keeps a failed lockout pending with its error until it completes once") {
+  Store store = open_store();
+  seed(store, {token("t1", 1)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+  REQUIRE(store.revoke_node("node1", "unspecified", kNow));
+
+  REQUIRE(store.record_lockout_failure("node1", "ejabberd is unreachable"));
+  REQUIRE(store.record_lockout_failure("node1", "ejabberd is still unreachable"));
+  auto queued = pending(store);
+  REQUIRE(queued.size() == 1);
+  CHECK(queued[0].username == "node1");
+  CHECK(queued[0].serial == "01");
+  CHECK(queued[0].attempts == 2);
+  CHECK(queued[0].last_error == "ejabberd is still unreachable");
+  CHECK((*store.find_node("node1"))->pending_lockout->last_error == "ejabberd is still unreachable");
+
+  REQUIRE(store.complete_lockout("node1", "01", kNow + std::chrono::minutes(1)));
+  CHECK(pending(store).empty());
+  CHECK_FALSE((*store.find_node("node1"))->pending_lockout);
+  // A second process finishing the same lockout records nothing more.
+  REQUIRE(store.complete_lockout("node1", "01", kNow + std::chrono::minutes(2)));
+  CHECK(audit_actions(store) == std::vector<std::string>{"group-add", "token-create", "enroll", "revoke", "lockout"});
+}
+
+TEST_CASE("store drops a lockout still queued for a name that enrolls again") {
+  Store store = open_store();
+  seed(store, {token("t1", 2)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+  REQUIRE(store.revoke_node("node1", "unspecified", kNow));
+  REQUIRE(store.record_enrollment("t1", certificate("02", "node1"), kNow));
+  CHECK(pending(store).empty());
+  CHECK((*store.find_node("node1"))->status == "active");
+}
+
+TEST_CASE("store lists tokens and revokes one so that it can no longer enroll") {
+  Store store = open_store();
+  TokenRecord pinned = token("t2", 3, kNow + std::chrono::hours(1));
+  pinned.username = "node1";
+  seed(store, {token("t1", 1), pinned});
+
+  auto tokens = store.list_tokens();
+  REQUIRE(tokens);
+  REQUIRE(tokens->size() == 2);
+  CHECK((*tokens)[0].id == "t1");
+  CHECK((*tokens)[1].username == std::optional<std::string>("node1"));
+  CHECK((*tokens)[1].uses_left == 3);
+  CHECK_FALSE((*tokens)[1].revoked_at);
+
+  REQUIRE(store.revoke_token("t2", kNow));
+  auto revoked = *store.find_token("t2");
+  REQUIRE(revoked);
+  CHECK(revoked->uses_left == 0);
+  CHECK(revoked->revoked_at == std::optional(kNow));
+  auto refused = store.record_enrollment("t2", certificate("01", "node1"), kNow);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == Errc::unauthorized);
+
+  CHECK(store.revoke_token("t2", kNow).error().code == Errc::conflict);
+  CHECK(store.revoke_token("nope", kNow).error().code == Errc::not_found);
+  CHECK(audit_actions(store) ==
+        std::vector<std::string>{"group-add", "token-create", "token-create", "token-revoke"});
+  // The audit log names tokens by id only.
+  for (const auto& entry : *store.list_audit()) {
+    CHECK(entry.detail.find(pinned.secret_hash) == std::string::npos);
+    CHECK(entry.token_id.find(pinned.secret_hash) == std::string::npos);
+  }
+}
+
+TEST_CASE("store audits enrollments and renewals with their serials and writes nothing for a refused one") {
+  Store store = open_store();
+  seed(store, {token("t1", 1)});
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+  REQUIRE(store.record_renewal("01", certificate("02", "node1"), kNow));
+  REQUIRE_FALSE(store.record_enrollment("t1", certificate("03", "node2"), kNow));
+  REQUIRE_FALSE(store.add_group({"lab", "overlay9", std::chrono::days(1)}));
+
+  auto entries = store.list_audit();
+  REQUIRE(entries);
+  REQUIRE(entries->size() == 4);
+  CHECK((*entries)[2].action == "enroll");
+  CHECK((*entries)[2].serial == "01");
+  CHECK((*entries)[2].token_id == "t1");
+  CHECK((*entries)[3].action == "renew");
+  CHECK((*entries)[3].serial == "02");
+  CHECK_THAT((*entries)[3].detail, Catch::Contains("replaces 01"));
+  CHECK((*entries)[0].detail == "group lab -> overlay overlay1, certificates valid 30d");
+}
+
+TEST_CASE("store lists every node with its group's overlay") {
+  Store store = open_store();
+  seed(store, {token("t1", 2)});
+  REQUIRE(store.record_enrollment("t1", certificate("02", "node2"), kNow));
+  REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
+
+  auto nodes = store.list_nodes();
+  REQUIRE(nodes);
+  REQUIRE(nodes->size() == 2);
+  CHECK((*nodes)[0].username == "node1");
+  CHECK((*nodes)[0].current_serial == "01");
+  CHECK((*nodes)[1].username == "node2");
+  CHECK((*nodes)[1].overlay == "overlay1");
+  CHECK((*nodes)[1].not_before == kNow - std::chrono::minutes(5));
+  CHECK_FALSE((*nodes)[1].revoked_at);
+}

@@ -1,0 +1,85 @@
+#pragma once
+// `evpn-agent check`: the node's health as a monitoring system wants it. Every check runs and
+// reports its own outcome; the exit code is the Nagios plugin convention.
+
+#include "common/crypto/certificate.hpp"
+#include "common/time.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace evpn::agent {
+
+// The outcome of a check; the value is the Nagios exit code.
+enum class CheckStatus { ok = 0, warning = 1, critical = 2, unknown = 3 };
+
+// "ok", "warning", "critical", "unknown".
+const char* to_string(CheckStatus status) noexcept;
+
+// One check: its name ("key-mode", "xmpp-login", ...), outcome, a one-line message, and what
+// it measured as a JSON object (e.g. "days_left", "seconds", "bound_jid").
+struct CheckResult {
+  std::string name;
+  CheckStatus status = CheckStatus::unknown;
+  std::string message;
+  nlohmann::json data = nlohmann::json::object();
+};
+
+struct HealthReport {
+  std::string username;  // empty when the node has not enrolled
+  std::string jid;
+  std::vector<CheckResult> checks;
+
+  // The worst outcome, ranked ok < unknown < warning < critical: a check that could not run
+  // because another one failed does not hide that failure, and UNKNOWN is left only when
+  // nothing could be checked (the node has not enrolled).
+  CheckStatus status() const;
+};
+
+struct CheckOptions {
+  std::string state_dir = "/var/lib/evpn-agent";
+  std::string xmpp_ca;       // trust anchors for the XMPP server; empty: the pinned root
+  std::string metrics_file;  // Prometheus text file to write; empty: none
+  int warn_days = 7;         // WARNING when the certificate expires within this many days
+  std::chrono::milliseconds timeout{15000};  // for the XMPP login
+  bool json = false;
+};
+
+// Runs every check on the node in options.state_dir, as of `now`. Never fails: every problem
+// is a check result.
+HealthReport check_node(const CheckOptions& options, TimePoint now);
+
+// "expiry": CRITICAL when `cert` is expired or not yet valid, WARNING from renew_after() on or
+// within `warn` of notAfter, OK otherwise.
+CheckResult check_expiry(const crypto::Certificate& cert, TimePoint now, std::chrono::seconds warn);
+
+// "key-mode": OK for exactly 0600; CRITICAL when group or others have any access to the key;
+// WARNING for any other mode (e.g. 0400); UNKNOWN when the file does not exist.
+CheckResult check_key_mode(const std::filesystem::path& key_file);
+
+// "evio-config": the EdgeVPN config exists, lists `overlay` in Broker.Overlays (or CFx.Overlays),
+// and Signal.Overlays.<overlay> has AuthenticationMethod "x509" with CertDirectory/CertFile and
+// CertDirectory/KeyFile resolving to `cert_file` and `key_file`. CRITICAL otherwise.
+CheckResult check_evio_config(const std::filesystem::path& config, const std::string& overlay,
+                              const std::filesystem::path& cert_file, const std::filesystem::path& key_file);
+
+// The human form: a Nagios-style summary line ("EVPN OK - node1@evpn.test, 29 days left,
+// login 120 ms"), then one line per check.
+std::string format_text(const HealthReport& report);
+
+// {"status", "username", "jid", "checks": [{"name", "status", "message", ...data}]}.
+nlohmann::json to_json(const HealthReport& report);
+
+// Prometheus text format for node_exporter's textfile collector: certificate expiry timestamp,
+// login ok and seconds (when known) and the overall status, each labelled with the username.
+std::string format_metrics(const HealthReport& report);
+
+// Runs the checks, writes the metrics file (atomically, 0644) when asked, prints the report,
+// and returns the exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+int run_check(const CheckOptions& options);
+
+}  // namespace evpn::agent
