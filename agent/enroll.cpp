@@ -76,9 +76,9 @@ Outcome<Enrolled> enroll(const EnrollOptions& o) {
   request.key = &*key;
   request.root = &ca->root();
   request.username = o.username;
-  request.state_dir = o.state_dir;
-  request.xmpp_ca = o.xmpp_ca;
-  request.login_deadline = o.timeout;
+  request.activation.state_dir = o.state_dir;
+  request.activation.xmpp_ca = o.xmpp_ca;
+  request.activation.login_deadline = o.timeout;
   request.state.ca_url = o.ca_url;
   request.state.fingerprint = ca->root().fingerprint_sha256();
   request.state.evio_config = o.evio_config;

@@ -103,6 +103,7 @@ Result<void> update_config_file(const stdfs::path& file, const std::string& over
   if (!existing) return existing.error();
   auto merged = merge_overlay(*existing, overlay, entry);
   if (!merged) return with_context(merged.error(), file.string());
+  if (*merged == *existing) return {};  // already right: EdgeVPN's file stays untouched
 
   const auto dir = file.parent_path();
   std::error_code ec;

@@ -2,7 +2,6 @@
 
 #include "agent/evio_config.hpp"
 #include "agent/test_hook.hpp"
-#include "common/fs/atomic_file.hpp"
 #include "common/log.hpp"
 
 namespace evpn::agent {
@@ -29,20 +28,6 @@ Result<void> check_answer(const protocol::EnrollmentResult& answer, const crypto
   return {};
 }
 
-// Writes the EdgeVPN config and returns a function that puts the previous content back.
-Result<std::function<void()>> write_evio_config(const std::string& file, const std::string& overlay,
-                                                const SignalEntry& entry) {
-  auto previous = fs::read_file(file);
-  if (auto r = update_config_file(file, overlay, entry); !r) return r.error();
-  return std::function<void()>([file, previous = std::move(previous)] {
-    std::error_code ec;
-    if (previous)
-      (void)fs::write_file_atomic(file, *previous, std::filesystem::status(file, ec).permissions());
-    else
-      std::filesystem::remove(file, ec);
-  });
-}
-
 }  // namespace
 
 Outcome<Installed> install(const InstallRequest& request) {
@@ -52,28 +37,10 @@ Outcome<Installed> install(const InstallRequest& request) {
 
   std::string chain_pem = answer.certificate;
   for (const auto& pem : answer.chain) chain_pem += pem;
-  NodeFiles files(request.state_dir);
+  NodeFiles files(request.activation.state_dir);
   auto staged = files.stage(request.key->to_pem(), chain_pem, answer.root, answer.serial);
   if (!staged) return Failure{exit_local, staged.error()};
   test_step("staged");
-
-  LoginOptions login;
-  login.host = answer.xmpp.host;
-  login.port = answer.xmpp.port;
-  login.jid = answer.node.jid;
-  login.cert_file = staged->cert_file;
-  login.key_file = staged->key_file;
-  login.ca_file = request.xmpp_ca.empty() ? staged->root_file : std::filesystem::path(request.xmpp_ca);
-  login.deadline = request.login_deadline;
-  spdlog::info("verifying SASL EXTERNAL login as {} at {}:{}", login.jid, login.host, login.port);
-  LoginReport report = verify_login(login);
-  if (!report.ok()) {
-    files.discard(*staged);
-    const Error& e = *report.error;
-    return Failure{e.code == Errc::unavailable ? exit_transient : exit_login,
-                   with_context(e, "the new certificate was not put in place")};
-  }
-  test_step("logged-in");
 
   NodeState state = request.state;
   state.username = request.username;
@@ -86,27 +53,42 @@ Outcome<Installed> install(const InstallRequest& request) {
   state.serial = answer.serial;
   state.not_after = answer.not_after;
   state.renew_after = answer.renew_after;
+  return activate(*staged, std::move(state), request.activation);
+}
 
-  // The config is written before the pair goes live and restored if that fails, so that a
-  // failure leaves both as they were. It names <state>/current, which the commit swaps.
-  std::function<void()> restore_config = [] {};
-  if (request.update_evio_config) {
-    SignalEntry entry{answer.xmpp.host, std::to_string(answer.xmpp.port), files.current_dir().string(), "node.crt",
-                      "node.key"};
-    auto written = write_evio_config(state.evio_config, answer.node.overlay, entry);
-    if (!written) {
-      files.discard(*staged);
-      return Failure{exit_local, written.error()};
-    }
-    restore_config = std::move(*written);
-    test_step("config-written");
+Outcome<Installed> activate(const StagedPair& pair, NodeState state, const Activation& how) {
+  NodeFiles files(how.state_dir);
+  LoginOptions login;
+  login.host = state.xmpp_host;
+  login.port = state.xmpp_port;
+  login.jid = state.jid;
+  login.cert_file = pair.cert_file;
+  login.key_file = pair.key_file;
+  login.ca_file = how.xmpp_ca.empty() ? pair.root_file : std::filesystem::path(how.xmpp_ca);
+  login.deadline = how.login_deadline;
+  spdlog::info("verifying SASL EXTERNAL login as {} at {}:{}", login.jid, login.host, login.port);
+  LoginReport report = verify_login(login);
+  if (!report.ok()) {
+    if (!how.keep_on_failure) files.discard(pair);
+    const Error& e = *report.error;
+    return Failure{e.code == Errc::unavailable ? exit_transient : exit_login,
+                   with_context(e, how.keep_on_failure
+                                       ? "the new certificate is kept aside and will be tried again on the next run"
+                                       : "the new certificate was not put in place")};
   }
-  if (auto r = files.commit(*staged, state); !r) {
-    files.discard(*staged);
-    restore_config();
+  test_step("logged-in");
+
+  if (auto r = files.commit(pair, state); !r) {
+    if (!how.keep_on_failure) files.discard(pair);
     return Failure{exit_local, r.error()};
   }
   test_step("committed");
+  SignalEntry entry{state.xmpp_host, std::to_string(state.xmpp_port), files.current_dir().string(), "node.crt",
+                    "node.key"};
+  if (auto r = update_config_file(state.evio_config, state.overlay, entry); !r)
+    return Failure{exit_local, with_context(r.error(), "the new certificate is in place, but EdgeVPN's config could "
+                                                       "not be updated (`evpn-agent check` reports it)")};
+  test_step("config-written");
   return Installed{std::move(report), std::move(state)};
 }
 

@@ -63,10 +63,6 @@ Result<StagedPair> NodeFiles::stage(const std::string& key_pem, const std::strin
   std::error_code ec;
   if (stdfs::create_directories(dir_, ec)) stdfs::permissions(dir_, perms::owner_all, ec);
   if (ec) return io_error("cannot create the state directory", dir_, ec);
-  // Staging directories only survive a run that crashed before commit or discard; nothing
-  // refers to them. This assumes one agent at a time per state directory.
-  remove_directories(dir_, kStagingPrefix, {});
-
   std::string tmpl = (dir_ / (std::string(kStagingPrefix) + "XXXXXX")).string();
   if (::mkdtemp(tmpl.data()) == nullptr)  // mkdtemp creates it 0700
     return fail(Errc::io, "cannot create a staging directory in " + dir_.string() + ": " +
@@ -97,24 +93,32 @@ Result<void> NodeFiles::commit(const StagedPair& staged, const NodeState& state)
   const auto pair_dir = dir_ / name;
   std::error_code ec;
   const auto previous = stdfs::read_symlink(current_dir(), ec).filename();
-  // A pair directory only ever appears complete, by this rename. The same serial committed
-  // again replaces its earlier copy.
-  stdfs::remove_all(pair_dir, ec);
-  if (ec) return io_error("cannot remove", pair_dir, ec);
-  stdfs::rename(staged.dir, pair_dir, ec);
-  if (ec) return io_error("cannot move the staged pair to", pair_dir, ec);
-  test_step("pair-renamed");
-  stdfs::rename(pair_dir / "root.crt", root_file(), ec);
-  if (ec) return io_error("cannot move the root certificate to", root_file(), ec);
-  test_step("root-moved");
-  // This write fsyncs the state directory, so both renames above are durable before `current`
-  // can point at the new pair.
+  // state.json names the new serial first: from then on a pair directory that `current` does not
+  // name is pending only if it carries that serial (see pending()); the previous pair never is.
   if (auto r = fs::write_file_atomic(state_file(), state_json, kPrivateFile); !r) return r.error();
   test_step("state-written");
+  if (staged.dir != pair_dir) {
+    // A pair directory only ever appears complete, by this rename. The same serial committed
+    // again replaces its earlier copy.
+    stdfs::remove_all(pair_dir, ec);
+    if (ec) return io_error("cannot remove", pair_dir, ec);
+    stdfs::rename(staged.dir, pair_dir, ec);
+    if (ec) return io_error("cannot move the staged pair to", pair_dir, ec);
+  }
+  test_step("pair-renamed");
+  // Absent when an interrupted commit already moved it.
+  if (stdfs::exists(pair_dir / "root.crt", ec)) {
+    stdfs::rename(pair_dir / "root.crt", root_file(), ec);
+    if (ec) return io_error("cannot move the root certificate to", root_file(), ec);
+  }
+  test_step("root-moved");
+  // Both renames are durable before `current` can point at the new pair.
+  if (auto r = fs::sync_directory(dir_); !r) return r.error();
 
   // The symlink swap is the single commit point: `current` names either the old pair or the
   // new one, and key and certificate always come from the same directory.
-  const auto link = dir_ / ("current.tmp-" + std::to_string(::getpid()));
+  // One name for the new link, so that one left by a killed run is simply replaced.
+  const auto link = dir_ / "current.tmp";
   stdfs::remove(link, ec);
   stdfs::create_directory_symlink(name, link, ec);
   if (ec) return io_error("cannot create the symlink", link, ec);
@@ -127,12 +131,35 @@ Result<void> NodeFiles::commit(const StagedPair& staged, const NodeState& state)
   if (auto r = fs::sync_directory(dir_); !r) return r.error();
   test_step("swapped");
 
-  // The previous pair stays, so a node can still go back to it by hand.
+  // The previous pair stays, so a node can still go back to it by hand. Pairs staged by
+  // interrupted runs were issued before this one, which the CA now holds current: they are obsolete.
   remove_directories(dir_, kPairPrefix, {name, previous});
+  remove_directories(dir_, kStagingPrefix, {});
   return {};
 }
 
-void NodeFiles::discard(const StagedPair& staged) noexcept {
+std::vector<StagedPair> NodeFiles::pending() const {
+  std::vector<StagedPair> out;
+  std::error_code ec;
+  const auto in_use = stdfs::read_symlink(current_dir(), ec).filename();
+  // An interrupted commit wrote state.json before it renamed the pair; see commit().
+  auto state = load_state();
+  const std::string committing =
+      state && *state ? std::string(kPairPrefix) + (*state)->serial : std::string();
+  for (const auto& entry : stdfs::directory_iterator(dir_, ec)) {
+    const auto name = entry.path().filename().string();
+    const bool staging = name.starts_with(kStagingPrefix);
+    if (!entry.is_directory(ec) || name == in_use || (!staging && name != committing)) continue;
+    const auto& dir = entry.path();
+    StagedPair pair{dir, dir / "node.key", dir / "node.crt", dir / "root.crt", ""};
+    if (!staging && !stdfs::exists(pair.root_file, ec)) pair.root_file = root_file();
+    if (stdfs::exists(pair.key_file, ec) && stdfs::exists(pair.cert_file, ec) && stdfs::exists(pair.root_file, ec))
+      out.push_back(std::move(pair));
+  }
+  return out;
+}
+
+void NodeFiles::discard(const StagedPair& staged) const noexcept {
   std::error_code ec;
   stdfs::remove_all(staged.dir, ec);
 }

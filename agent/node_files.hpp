@@ -1,6 +1,7 @@
 #pragma once
 // The agent's state directory. Layout:
 //   state.json                  what renew/check need (CA URL, fingerprint, username, ...)
+//   .staging-XXXXXX/            a pair issued but not yet in use (see NodeFiles::pending)
 //   root.crt                    the pinned root
 //   certs-<serial>/node.key     0600
 //   certs-<serial>/node.crt     certificate (then chain)
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace evpn::agent {
 
@@ -53,16 +55,24 @@ class NodeFiles {
   std::filesystem::path state_file() const { return dir_ / "state.json"; }
 
   // Creates the state directory (0700) if needed and writes the pair and root into a new
-  // staging directory inside it.
+  // staging directory inside it. Earlier staging directories are left alone: see pending().
   Result<StagedPair> stage(const std::string& key_pem, const std::string& cert_pem,
                            const std::string& root_pem, const std::string& serial);
 
   // Puts a staged pair in use: renames it to certs-<serial>, writes root.crt and state.json,
-  // swaps `current` atomically, and removes pairs older than the previous one.
+  // swaps `current` atomically, and removes pairs older than the previous one and every staged
+  // pair left by interrupted runs (the CA issued those before this one). Also finishes a
+  // commit that was interrupted: `staged` may already be certs-<serial>, its root already moved.
   Result<void> commit(const StagedPair& staged, const NodeState& state);
 
+  // Pairs that a run issued but did not put in use (killed, or its login failed): every staging
+  // directory holding a key and a certificate, and the certs-* directory of the serial that
+  // state.json names when `current` does not name it (a commit killed half-way). Never the
+  // previous pair. Their serial is left empty: the caller reads it from the certificate.
+  std::vector<StagedPair> pending() const;
+
   // Removes a staged pair that will not be used.
-  void discard(const StagedPair& staged) noexcept;
+  void discard(const StagedPair& staged) const noexcept;
 
   // The state, or nullopt when the node has not enrolled.
   Result<std::optional<NodeState>> load_state() const;

@@ -73,6 +73,15 @@ Clock decide_time(const Current& current, const CaClient& ca) {
                         to_rfc3339(*ca_time)};
 }
 
+Activation activation(const RenewOptions& o) {
+  Activation how;
+  how.state_dir = o.state_dir;
+  how.xmpp_ca = o.xmpp_ca;
+  how.login_deadline = o.timeout;
+  how.keep_on_failure = true;
+  return how;
+}
+
 // One renewal attempt: new key, CSR, mutual-TLS request, then the checked install.
 Outcome<Installed> renew_once(const Current& current, const RenewOptions& o) {
   auto key_type = crypto::parse_key_type(current.state.key_type);
@@ -96,12 +105,53 @@ Outcome<Installed> renew_once(const Current& current, const RenewOptions& o) {
   request.key = &*key;
   request.root = &current.root;
   request.username = current.state.username;
-  request.state_dir = o.state_dir;
-  request.update_evio_config = false;  // it names <state>/current, which the commit swaps
-  request.xmpp_ca = o.xmpp_ca;
-  request.login_deadline = o.timeout;
+  request.activation = activation(o);
   request.state = current.state;
   return install(request);
+}
+
+// A renewal interrupted after the CA issued its certificate (killed, or its login failed) leaves a
+// newer pair behind. The CA has already made that one the node's current certificate and would
+// refuse the old one, so such a pair is finished rather than asked for again. Returns it with
+// its certificate; removes staging leftovers that are of no use.
+struct Interrupted {
+  StagedPair pair;
+  crypto::Certificate cert;
+};
+
+std::optional<Interrupted> find_interrupted(const Current& current, const NodeFiles& files) {
+  for (StagedPair pair : files.pending()) {
+    auto key_pem = fs::read_file(pair.key_file);
+    auto cert_pem = fs::read_file(pair.cert_file);
+    auto key = key_pem ? crypto::Key::from_pem(*key_pem) : Result<crypto::Key>(key_pem.error());
+    auto cert = cert_pem ? crypto::Certificate::from_pem(*cert_pem) : Result<crypto::Certificate>(cert_pem.error());
+    std::vector<crypto::Certificate> roots;
+    roots.push_back(current.root.clone());
+    const bool newer = key && cert && cert->matches(*key) && cert->common_name() == current.state.username &&
+                       cert->serial_hex() != current.cert.serial_hex() &&
+                       cert->not_before() >= current.cert.not_before() &&
+                       crypto::verify_chain(*cert, roots, now_seconds(), X509_PURPOSE_SSL_CLIENT);
+    if (newer) {
+      pair.serial = cert->serial_hex();
+      return Interrupted{std::move(pair), std::move(*cert)};
+    }
+    // Older pairs in certs-* are the previous ones, kept on purpose; staging leftovers go.
+    if (pair.dir.filename().string().starts_with(".staging-")) files.discard(pair);
+  }
+  return std::nullopt;
+}
+
+// One attempt: finish an interrupted renewal if there is one, else renew afresh.
+Outcome<Installed> attempt(const Current& current, const RenewOptions& o) {
+  NodeFiles files(o.state_dir);
+  auto interrupted = find_interrupted(current, files);
+  if (!interrupted) return renew_once(current, o);
+  spdlog::info("finishing an interrupted renewal: certificate {}", interrupted->pair.serial);
+  NodeState state = current.state;
+  state.serial = interrupted->pair.serial;
+  state.not_after = to_rfc3339(interrupted->cert.not_after());
+  state.renew_after = to_rfc3339(renew_after(interrupted->cert));
+  return activate(interrupted->pair, std::move(state), activation(o));
 }
 
 // Retries transient failures with capped exponential backoff and jitter, within o.retry_for.
@@ -110,7 +160,7 @@ Outcome<Installed> renew_with_retries(const Current& current, const RenewOptions
   std::mt19937 rng(std::random_device{}());
   auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(first_retry);
   for (attempts = 1;; ++attempts) {
-    auto result = renew_once(current, o);
+    auto result = attempt(current, o);
     if (result || result.error().code != exit_transient) return result;
     const auto jitter = std::chrono::milliseconds(std::uniform_int_distribution<long>(0, delay.count() / 2)(rng));
     if (std::chrono::steady_clock::now() + delay + jitter > give_up) return result;
@@ -184,6 +234,7 @@ ExitCode run_renew(const RenewOptions& o) {
   };
   if (!current) return failed(current.error());
 
+  const bool interrupted = find_interrupted(*current, files).has_value();
   auto probe = CaClient::with_root(current->state.ca_url, current->root.clone(),
                                    current->cert_pem, current->key_pem, o.timeout);
   if (!probe) return failed(Failure{exit_usage, probe.error()});
@@ -197,7 +248,7 @@ ExitCode run_renew(const RenewOptions& o) {
               {"now", to_rfc3339(clock.now)},
               {"clock", clock.note.empty() ? "local" : "ca"}};
 
-  if (clock.now >= current->cert.not_after()) {
+  if (clock.now >= current->cert.not_after() && !interrupted) {
     if (config_has_token(o.config_file)) {
       std::cerr << "evpn-agent: the certificate expired at " << to_rfc3339(current->cert.not_after())
                 << "; enrolling again with the token in " << o.config_file << "\n";
@@ -208,7 +259,7 @@ ExitCode run_renew(const RenewOptions& o) {
                                                                       ": it cannot renew itself; enroll again with a "
                                                                       "token (or put one in the agent config)")});
   }
-  if (clock.now < due_at && !o.force) {
+  if (clock.now < due_at && !o.force && !interrupted) {
     result["renewed"] = false;
     result["reason"] = "not due";
     report(o.json, result, "not due: " + current->state.jid + " renews after " + to_rfc3339(due_at));
@@ -220,7 +271,7 @@ ExitCode run_renew(const RenewOptions& o) {
   if (!installed) return failed(installed.error());
   const NodeState& state = installed->state;
   result.update({{"renewed", true},
-                 {"reason", clock.now < due_at ? "forced" : "due"},
+                 {"reason", interrupted ? "resumed" : clock.now < due_at ? "forced" : "due"},
                  {"previous_serial", current->cert.serial_hex()},
                  {"serial", state.serial},
                  {"not_after", state.not_after},

@@ -172,7 +172,8 @@ Result<std::unique_ptr<Service>> open_service(const CaPaths& paths) {
 // The store of an initialised CA directory; unlike Store::open, never creates one.
 Result<store::Store> open_store(const CaPaths& paths) {
   if (!std::filesystem::exists(paths.store()))
-    return fail(Errc::not_found, paths.store().string() + " does not exist: is --dir a CA directory made by `evpn-ca init`?");
+    return fail(Errc::not_found,
+                paths.store().string() + " does not exist: is --dir a CA directory made by `evpn-ca init`?");
   return store::Store::open(paths.store());
 }
 
@@ -190,7 +191,8 @@ void maintain(authority::Authority& authority, const CaPaths& paths) {
   std::error_code ec;
   const auto written = std::filesystem::last_write_time(paths.crl(), ec);
   if (!ec && std::filesystem::file_time_type::clock::now() - written < std::chrono::hours(24)) return;
-  if (auto r = write_crl(authority, paths); !r) spdlog::warn("cannot write {}: {}", paths.crl().string(), r.error().detail);
+  if (auto r = write_crl(authority, paths); !r)
+    spdlog::warn("cannot write {}: {}", paths.crl().string(), r.error().detail);
 }
 
 Result<void> serve(const ServeOptions& o) {
@@ -222,8 +224,10 @@ Result<void> serve(const ServeOptions& o) {
     std::mutex mutex;
     std::condition_variable_any stopped;
     std::unique_lock lock(mutex);
-    do maintain(ca.authority, paths);
-    while (!stopped.wait_for(lock, stop, maintenance_interval, [&stop] { return stop.stop_requested(); }));
+    for (;;) {
+      maintain(ca.authority, paths);
+      if (stopped.wait_for(lock, stop, maintenance_interval, [&stop] { return stop.stop_requested(); })) return;
+    }
   });
   return api::serve(server, [&](const api::Request& req, const api::RequestContext& ctx) {
     return routes.handle(req, ctx);

@@ -82,15 +82,12 @@ Response refusal(http::status status, const char* code, std::string message, uns
 
 using RequestParser = http::request_parser<http::string_body>;
 
-// The HTTP version of a refusal: 1.0 for a 1.0 client, else 1.1 (also when the parser did not get
-// as far as the version, or read something like HTTP/2.0).
-unsigned refusal_version(const RequestParser& parser) { return parser.get().version() == 10 ? 10 : 11; }
-
 // The answer to a request that could not be read; none when the client went away or ran out of
 // time, since then nobody is listening.
 std::optional<Response> answer_unreadable(const error_code& ec, const RequestParser& parser,
                                           const ServerOptions& options) {
-  const unsigned version = refusal_version(parser);
+  // Beast reads only HTTP/1.0 and 1.1; before it reads the version, the request says 1.1.
+  const unsigned version = parser.get().version();
   if (ec == http::error::body_limit)
     return refusal(http::status::payload_too_large, "payload_too_large",
                    "request body is larger than " + std::to_string(options.body_limit) + " bytes", version);
@@ -103,23 +100,15 @@ std::optional<Response> answer_unreadable(const error_code& ec, const RequestPar
                         version, false);
 }
 
-// The refusal of a request that was read but that no handler should see: an HTTP version other
-// than 1.0 and 1.1, or more header fields than allowed (the header's size is bounded already; the
-// count bounds the work per request).
-std::optional<Response> answer_unacceptable(const RequestParser& parser, const ServerOptions& options) {
-  const unsigned version = parser.get().version();
-  if (version != 10 && version != 11)
-    return refusal(http::status::http_version_not_supported, "http_version_not_supported",
-                   "HTTP/" + std::to_string(version / 10) + "." + std::to_string(version % 10) +
-                       " is not supported: use HTTP/1.1",
-                   11);
+// The refusal of a request with more header fields than allowed, which no handler should see (the
+// header's size is bounded already; the count bounds the work per request).
+std::optional<Response> answer_too_many_fields(const RequestParser& parser, const ServerOptions& options) {
   const auto fields = static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end()));
-  if (fields > options.max_header_fields)
-    return refusal(http::status::request_header_fields_too_large, "header_too_large",
-                   "the request has " + std::to_string(fields) + " header fields; at most " +
-                       std::to_string(options.max_header_fields) + " are allowed",
-                   version);
-  return std::nullopt;
+  if (fields <= options.max_header_fields) return std::nullopt;
+  return refusal(http::status::request_header_fields_too_large, "header_too_large",
+                 "the request has " + std::to_string(fields) + " header fields; at most " +
+                     std::to_string(options.max_header_fields) + " are allowed",
+                 parser.get().version());
 }
 
 void log_exception(std::exception_ptr e) {
@@ -217,7 +206,7 @@ asio::awaitable<void> session(Shared& shared, tcp::socket socket) {
       }
       co_return;
     }
-    if (auto answer = answer_unacceptable(parser, shared.options)) {
+    if (auto answer = answer_too_many_fields(parser, shared.options)) {
       spdlog::warn("refused a request from {}: {}", context.client_address, answer->body());
       co_await refuse(shared, stream, std::move(*answer));
       co_return;

@@ -104,7 +104,8 @@ Result<Issued> Authority::enroll(const protocol::EnrollRequest& request, TimePoi
     // ejabberd and Openfire lock out a user, not a certificate: letting the name in again would
     // let the revoked certificate in with it for as long as that certificate is valid.
     if (existing.status == "revoked" && existing.not_after > now)
-      return fail(Errc::forbidden, "username '" + *username + "' was revoked and its revoked certificate is valid until " +
+      return fail(Errc::forbidden, "username '" + *username +
+                                       "' was revoked and its revoked certificate is valid until " +
                                        to_rfc3339(existing.not_after) +
                                        "; the XMPP server cannot tell it from a new one: enroll under another "
                                        "username, or after that time");

@@ -312,8 +312,8 @@ Result<RevocationRecord> revoke_in(sqlite3* db, const std::string& serial, const
   if (auto r = update->run(); !r) return r.error();
   if (revoked.lockout_queued) {
     auto queue = Statement::prepare(db,
-                                    "INSERT INTO pending_lockouts(username, serial, since, attempts) VALUES(?, ?, ?, 0) "
-                                    "ON CONFLICT(username) DO UPDATE SET serial = excluded.serial, "
+                                    "INSERT INTO pending_lockouts(username, serial, since, attempts) "
+                                    "VALUES(?, ?, ?, 0) ON CONFLICT(username) DO UPDATE SET serial = excluded.serial, "
                                     "since = excluded.since, attempts = 0, last_error = NULL",
                                     revoked.username, serial, now);
     if (!queue) return queue.error();

@@ -134,8 +134,9 @@ class Connection {
     const auto deadline = SteadyClock::now() + bound;
     for (std::size_t sent = 0; sent < bytes.size(); ++sent) {
       if (SteadyClock::now() >= deadline || !send(bytes.substr(sent, 1))) return sent;
-      // Waits a second, or less when the connection becomes readable: the server closed it.
-      pollfd ready{tcp().socket().native_handle(), POLLIN | POLLRDHUP, 0};
+      // Waits a second, or less when the server closes the connection (POLLRDHUP only: TLS 1.3
+      // session tickets make the socket readable long before that).
+      pollfd ready{tcp().socket().native_handle(), POLLRDHUP, 0};
       if (::poll(&ready, 1, 1000) > 0) return sent + 1;
     }
     return bytes.size();
@@ -196,33 +197,32 @@ std::string pem(const std::string& label, const std::string& der) {
   return out + "-----END " + label + "-----\n";
 }
 
-struct CsrSpec {
-  std::vector<std::pair<std::string, std::string>> subject;  // field, value (any bytes)
-  std::vector<std::pair<int, std::string>> extensions;       // NID, OpenSSL config value
-  EVP_PKEY* signer = nullptr;                                 // default: the CSR's own key
-};
+using Subject = std::vector<std::pair<std::string, std::string>>;  // field, value (any bytes)
+using Extensions = std::vector<std::pair<int, std::string>>;       // NID, OpenSSL config value
 
-// The DER of a CSR for `key` built exactly as `spec` says, whatever the CA's policy.
-std::string csr_der(EVP_PKEY* key, const CsrSpec& spec) {
+// The DER of a CSR for `key` built exactly as asked, whatever the CA's policy; signed by `signer`
+// (default: `key` itself).
+std::string csr_der(EVP_PKEY* key, const Subject& subject, const Extensions& extensions = {},
+                    EVP_PKEY* signer = nullptr) {
   crypto::X509Req req(X509_REQ_new());
   crypto::X509Name name(X509_NAME_new());
-  for (const auto& [field, value] : spec.subject)
+  for (const auto& [field, value] : subject)
     REQUIRE(X509_NAME_add_entry_by_txt(name.get(), field.c_str(), MBSTRING_UTF8,
                                        reinterpret_cast<const unsigned char*>(value.data()),
                                        static_cast<int>(value.size()), -1, 0) == 1);
   REQUIRE(X509_REQ_set_subject_name(req.get(), name.get()) == 1);
   REQUIRE(X509_REQ_set_pubkey(req.get(), key) == 1);
-  if (!spec.extensions.empty()) {
-    STACK_OF(X509_EXTENSION)* extensions = sk_X509_EXTENSION_new_null();
-    for (const auto& [nid, value] : spec.extensions) {
+  if (!extensions.empty()) {
+    STACK_OF(X509_EXTENSION)* stack = sk_X509_EXTENSION_new_null();
+    for (const auto& [nid, value] : extensions) {
       X509_EXTENSION* extension = X509V3_EXT_conf_nid(nullptr, nullptr, nid, value.c_str());
       REQUIRE(extension);
-      sk_X509_EXTENSION_push(extensions, extension);
+      sk_X509_EXTENSION_push(stack, extension);
     }
-    REQUIRE(X509_REQ_add_extensions(req.get(), extensions) == 1);
-    sk_X509_EXTENSION_pop_free(extensions, X509_EXTENSION_free);
+    REQUIRE(X509_REQ_add_extensions(req.get(), stack) == 1);
+    sk_X509_EXTENSION_pop_free(stack, X509_EXTENSION_free);
   }
-  EVP_PKEY* signer = spec.signer ? spec.signer : key;
+  if (!signer) signer = key;
   REQUIRE(X509_REQ_sign(req.get(), signer, EVP_PKEY_is_a(signer, "ED25519") ? nullptr : EVP_sha256()) > 0);
   unsigned char* der = nullptr;
   const int len = i2d_X509_REQ(req.get(), &der);
@@ -232,8 +232,11 @@ std::string csr_der(EVP_PKEY* key, const CsrSpec& spec) {
   return out;
 }
 
-std::string csr(EVP_PKEY* key, const CsrSpec& spec) { return pem("CERTIFICATE REQUEST", csr_der(key, spec)); }
-std::string csr_for(EVP_PKEY* key, const std::string& cn) { return csr(key, {{{"CN", cn}}}); }
+std::string csr(EVP_PKEY* key, const Subject& subject, const Extensions& extensions = {},
+                EVP_PKEY* signer = nullptr) {
+  return pem("CERTIFICATE REQUEST", csr_der(key, subject, extensions, signer));
+}
+std::string csr_for(EVP_PKEY* key, const std::string& cn) { return csr(key, {{"CN", cn}}); }
 
 // Commits to the CA's store by anyone (the serve process included) since the last call.
 class StoreWatch {
@@ -253,6 +256,10 @@ class StoreWatch {
 
 struct World : evpn::test::Deployment {
   World() : Deployment("evpn-hostile") { add_group("vnet", "101000F"); }
+
+  using Deployment::token;
+  // A new token for the group "vnet".
+  std::string token() const { return Deployment::token("vnet"); }
 
   std::uint16_t port() const {
     return static_cast<std::uint16_t>(std::stoi(ca_url().substr(ca_url().rfind(':') + 1)));
@@ -340,7 +347,7 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
 
   auto p256 = generate("EC", "P-256");
   const std::string good_csr = csr_for(p256.get(), "tokencase");
-  const std::string good_der = csr_der(p256.get(), {{{"CN", "tokencase"}}});
+  const std::string good_der = csr_der(p256.get(), {{"CN", "tokencase"}});
   std::string tampered = good_der;
   tampered.back() = static_cast<char>(tampered.back() ^ 0x01);
   auto other = generate("EC", "P-256");
@@ -381,7 +388,8 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
       {"enroll: 30000 nested arrays", 400, "must be a JSON object",
        post_enroll(std::string(30000, '[') + std::string(30000, ']'))},
       {"enroll: token is a number", 400, "field 'body.token' must be a string",
-       post_enroll(R"({"token": 1e999, "csr": "x"})")},
+       post_enroll(R"({"token": 12345, "csr": "x"})")},
+      {"enroll: number out of range", 400, "not valid JSON", post_enroll(R"({"token": 1e999, "csr": "x"})")},
       {"enroll: csr is an object", 400, "field 'body.csr' must be a string",
        post_enroll(R"({"token": "t", "csr": {"pem": "x"}})")},
       {"enroll: csr missing", 400, "field 'body.csr' is missing", post_enroll(R"({"token": "t"})")},
@@ -394,13 +402,13 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
        enroll_csr(good_csr.substr(0, good_csr.size() / 2))},
       {"CSR: signature bit flipped", 400, "signature does not verify", enroll_csr(pem("CERTIFICATE REQUEST", tampered))},
       {"CSR: signed by another key", 400, "signature does not verify",
-       enroll_csr(csr(p256.get(), {{{"CN", "tokencase"}}, {}, other.get()}))},
+       enroll_csr(csr(p256.get(), {{"CN", "tokencase"}}, {}, other.get()))},
       {"CSR: RSA-1024 key", 400, "RSA keys must have 2048 to 4096 bits", enroll_csr(csr_for(rsa1024.get(), "weak"))},
       {"CSR: Ed25519 key", 400, "unsupported key algorithm", enroll_csr(csr_for(ed25519.get(), "edwards"))},
       {"CSR: P-521 key", 400, "EC keys must be on P-256 or P-384", enroll_csr(csr_for(p521.get(), "bigcurve"))},
       {"CSR: P-224 key", 400, "EC keys must be on P-256 or P-384", enroll_csr(csr_for(secp224.get(), "smallcurve"))},
-      {"CSR: no CN", 400, "has no CN", enroll_csr(csr(p256.get(), {{{"O", "evpn"}}}))},
-      {"CSR: two CNs", 400, "more than one CN", enroll_csr(csr(p256.get(), {{{"CN", "one"}, {"CN", "two"}}}))},
+      {"CSR: no CN", 400, "has no CN", enroll_csr(csr(p256.get(), {{"O", "evpn"}}))},
+      {"CSR: two CNs", 400, "more than one CN", enroll_csr(csr(p256.get(), {{"CN", "one"}, {"CN", "two"}}))},
       {"CSR: CN ../x", 400, "contains '/'", enroll_csr(csr_for(p256.get(), "../x"))},
       {"CSR: CN a/b", 400, "contains '/'", enroll_csr(csr_for(p256.get(), "a/b"))},
       {"CSR: CN with NUL", 400, "contains byte 0x00", enroll_csr(csr_for(p256.get(), std::string("ab\0c", 4)))},
@@ -464,7 +472,10 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
        }())},
       {"garbage request line", 400, "not valid HTTP/1.1", raw("GARBAGE\r\n\r\n")},
       {"NUL in the target", 400, "not valid HTTP/1.1", raw(std::string("GET /healthz\0 HTTP/1.1\r\n\r\n", 26))},
-      {"HTTP/2.0 in the request line", 505, "HTTP/2.0 is not supported", raw(request("GET", "/healthz", "", "", "HTTP/2.0"))},
+      {"HTTP/2.0 in the request line", 400, "not valid HTTP/1.1 (bad version)",
+       raw(request("GET", "/healthz", "", "", "HTTP/2.0"))},
+      {"HTTP/1.2 in the request line", 400, "not valid HTTP/1.1 (bad version)",
+       raw(request("GET", "/healthz", "", "", "HTTP/1.2"))},
       {"unknown path", 404, "no endpoint GET /v1/secrets", raw(request("GET", "/v1/secrets"))},
       {"unknown method", 404, "no endpoint DELETE /v1/enroll", raw(request("DELETE", "/v1/enroll"))},
       {"lower-case method", 404, "no endpoint get /healthz", raw(request("get", "/healthz"))},
@@ -559,12 +570,11 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
          const Outcome out = w.exchange(request(
              "POST", "/v1/enroll",
              enroll_body(san_token,
-                         csr(p256.get(), {{{"CN", "sancheck"}},
-                                          {{NID_subject_alt_name,
-                                            "DNS:evil.example,IP:10.0.0.1,otherName:1.3.6.1.5.5.7.8.5;UTF8:admin@" +
-                                                domain},
-                                           {NID_basic_constraints, "critical,CA:TRUE"},
-                                           {NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature"}}}))));
+                         csr(p256.get(), {{"CN", "sancheck"}},
+                             {{NID_subject_alt_name,
+                               "DNS:evil.example,IP:10.0.0.1,otherName:1.3.6.1.5.5.7.8.5;UTF8:admin@" + domain},
+                              {NID_basic_constraints, "critical,CA:TRUE"},
+                              {NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature"}}))));
          if (out.status != 201) return out;
          const auto cert = ok(crypto::Certificate::from_pem(ok(evpn::protocol::parse_enrollment_result(out.body)).certificate));
          CHECK(cert.common_name() == "sancheck");
@@ -620,6 +630,15 @@ TEST_CASE("failed enrollments are answered 429 with Retry-After, per address and
   auto enroll = [&](const std::string& token, const std::string& csr_pem) {
     return w.exchange(request("POST", "/v1/enroll", enroll_body(token, csr_pem)));
   };
+
+  // An outage is not the client's fault: twelve 503 answers do not count against the address.
+  w.xmpp().stop();
+  for (int i = 0; i < 12; ++i) {
+    const Outcome down = enroll(target, good_csr);
+    CHECK(down.status == 503);
+    CHECK_FALSE(down.retry_after.empty());
+  }
+  w.xmpp().restart();
 
   // Guessing one token's secret: five wrong guesses, then even the right secret waits.
   for (int i = 0; i < 5; ++i) CHECK(enroll(wrong_secret, good_csr).status == 401);

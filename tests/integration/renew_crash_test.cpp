@@ -13,18 +13,16 @@
 #include <sstream>
 
 using namespace evpn::test::renewal;
-using evpn::test::RunResult;
 using evpn::test::read_file;
+using evpn::test::RunResult;
 
 namespace {
 
-// The stop points of install() and NodeFiles::commit(), in the order a run reaches them.
-// "config-written" is only reached by enroll: renewal leaves the EdgeVPN config alone.
-const std::vector<std::string> enroll_steps = {"staged",        "logged-in",    "config-written",
-                                               "pair-renamed",  "root-moved",   "state-written",
-                                               "link-created",  "swapped",      "committed"};
-const std::vector<std::string> renew_steps = {"staged",        "logged-in",    "pair-renamed", "root-moved",
-                                              "state-written", "link-created", "swapped",      "committed"};
+// The stop points of install(), activate() and NodeFiles::commit(), in the order a run reaches
+// them. The pair is committed before the EdgeVPN config is written; a renewal finds the config
+// already naming <state>/current and leaves its bytes alone.
+const std::vector<std::string> steps = {"staged",     "logged-in",    "state-written", "pair-renamed",  "root-moved",
+                                        "link-created", "swapped",   "committed",    "config-written"};
 
 constexpr int killed_exit_code = 128 + SIGKILL;
 
@@ -36,33 +34,32 @@ const std::string cfx_config = R"({ "CFx": { "Overlays": ["A0B1C2D"] }, "Logger"
 struct Row {
   std::string step;
   bool killed = false;
-  std::string config;   // "unchanged" or "new" (points at <state>/current), "other" otherwise
-  std::string current;  // which pair `current` names: "old", "new", "none"
-  std::string state;    // which serial state.json names: "old", "new", "none"
-  bool pair_matches = false;
-  bool login_ok = false;
-  int recovery_exit = -1;  // of running the same command again
-  bool recovered = false;  // it exited 0 and left a matching pair that logs in
-  std::string leftovers;  // entries of the state directory besides the expected ones, after recovery
+  std::string config;                // "unchanged" or "new" (points at <state>/current), "other" otherwise
+  std::string current;               // which pair `current` names: "old", "new", "none"
+  std::string state;                 // which serial state.json names: "old", "new", "none"
+  std::optional<bool> pair_matches;  // nullopt: there is no `current` pair
+  std::optional<bool> login_ok;      // nullopt: the config names no pair to log in with
+  int recovery_exit = -1;            // of running the same command again
+  bool recovered = false;            // it exited 0 and left a matching pair that logs in
+  std::string leftovers;             // entries of the state directory besides the expected ones, after recovery
 };
 
 // Prints the rows as a table on stdout, for the record of which state each kill left behind.
 void print_table(const std::string& title, const std::vector<Row>& rows) {
-  const auto yes_no = [](bool b) -> std::string { return b ? "yes" : "NO"; };
+  const auto yes_no = [](std::optional<bool> b) -> std::string { return !b ? "-" : *b ? "yes" : "NO"; };
   std::vector<std::vector<std::string>> lines = {{"step", "killed", "config", "current", "state.json", "pair matches",
                                                   "login ok", "recovered", "exit", "leftovers after recovery"}};
   for (const auto& r : rows)
-    lines.push_back({r.step, yes_no(r.killed), r.config, r.current, r.state, yes_no(r.pair_matches),
-                     yes_no(r.login_ok), yes_no(r.recovered), std::to_string(r.recovery_exit),
-                     r.leftovers.empty() ? "-" : r.leftovers});
+    lines.push_back({r.step, yes_no(r.killed), r.config, r.current, r.state, yes_no(r.pair_matches), yes_no(r.login_ok),
+                     yes_no(r.recovered), std::to_string(r.recovery_exit), r.leftovers.empty() ? "-" : r.leftovers});
   std::vector<std::size_t> widths(lines.front().size(), 0);
   for (const auto& line : lines)
     for (std::size_t i = 0; i < line.size(); ++i) widths[i] = std::max(widths[i], line[i].size() + 2);
   std::ostringstream out;
   out << "\n" << title << "\n" << std::left;
   for (const auto& line : lines) {
-    for (std::size_t i = 0; i < line.size(); ++i) out << std::setw(static_cast<int>(widths[i])) << line[i];
-    out << "\n";
+    for (std::size_t i = 0; i + 1 < line.size(); ++i) out << std::setw(static_cast<int>(widths[i])) << line[i];
+    out << line.back() << "\n";
   }
   std::cout << out.str() << std::flush;
 }
@@ -117,9 +114,9 @@ Row kill_renewal_at(const std::string& step) {
   // The swap of `current` is the commit point: before it the old pair is in use, from it the new.
   row.current = which_pair(node, old_serial);
   row.state = which_state(node, old_serial);
-  CHECK(row.current == (step == "swapped" || step == "committed" ? "new" : "old"));
+  CHECK(row.current == (step == "swapped" || step == "committed" || step == "config-written" ? "new" : "old"));
   row.pair_matches = pair_matches(node);
-  CHECK(row.pair_matches);
+  CHECK(*row.pair_matches);
   CHECK(chains_to_root(node));
   CHECK(state_loads(node));
   row.config = read_file(node.config()) == config ? "unchanged" : "other";
@@ -145,8 +142,8 @@ Row kill_enrollment_at(const std::string& step) {
   write(node.config(), cfx_config);
   Row row{step};
 
-  const RunResult r = evpn::test::run(w.deployment.enroll_command(node, w.tokens.at("lab")), std::chrono::seconds(120),
-                                      stop_at(step));
+  const RunResult r =
+      evpn::test::run(w.deployment.enroll_command(node, w.tokens.at("lab")), std::chrono::seconds(120), stop_at(step));
   INFO("stdout: " << r.out << "\nstderr: " << r.err);
   row.killed = r.exit_code == killed_exit_code;
   CHECK(row.killed);
@@ -155,23 +152,25 @@ Row kill_enrollment_at(const std::string& step) {
   row.config = unchanged ? "unchanged" : points ? "new" : "other";
   row.current = which_pair(node, "");
   row.state = which_state(node, "");
-  row.pair_matches = pair_matches(node);
-  // The config is either as it was or fully written; when it names the pair, that pair matches.
+  if (fs::exists(node.current())) row.pair_matches = pair_matches(node);
+  // The config is either as it was or fully written, and when it names `current`, that is a
+  // matching pair that logs in.
   CHECK((unchanged || points));
   if (points) {
-    CHECK(row.pair_matches);
-    row.login_ok = row.pair_matches && login_ok(node);
+    CHECK(row.pair_matches == true);
+    row.login_ok = row.pair_matches == true && login_ok(node);
   }
   // Whatever pair the node holds matches, whether or not the config names it yet.
-  if (fs::exists(node.current())) CHECK(row.pair_matches);
+  CHECK(row.pair_matches != false);
 
   // The CA already issued a live certificate for the name, so enrolling again takes a token
   // pinned to it.
-  const RunResult again = evpn::test::run(w.deployment.enroll_command(node, w.deployment.token("lab", {"--username", node.username})));
+  const RunResult again =
+      evpn::test::run(w.deployment.enroll_command(node, w.deployment.token("lab", {"--username", node.username})));
   INFO("recovery stdout: " << again.out << "\nstderr: " << again.err);
   row.recovery_exit = again.exit_code;
-  row.recovered = again.exit_code == 0 && pair_matches(node) && config_points_at_current(node, lab_overlay) &&
-                  login_ok(node);
+  row.recovered =
+      again.exit_code == 0 && pair_matches(node) && config_points_at_current(node, lab_overlay) && login_ok(node);
   CHECK(row.recovered);
   row.leftovers = leftovers(node);
   if (row.recovered) CHECK_THAT(row.leftovers, !Catch::Matchers::Contains(".staging-"));
@@ -187,20 +186,17 @@ TEST_CASE("the crash tests cover every stop point in the agent's sources") {
     const std::string text = read_file(e.path());
     for (std::sregex_iterator m(text.begin(), text.end(), call), end; m != end; ++m) in_sources.insert((*m)[1]);
   }
-  CHECK(in_sources == std::set<std::string>(enroll_steps.begin(), enroll_steps.end()));
-  std::set<std::string> renewal(renew_steps.begin(), renew_steps.end());
-  renewal.insert("config-written");
-  CHECK(in_sources == renewal);
+  CHECK(in_sources == std::set<std::string>(steps.begin(), steps.end()));
 }
 
 TEST_CASE("a renewal killed at any step leaves a matching pair that the unchanged config points at") {
   std::vector<Row> rows;
-  for (const auto& step : renew_steps) rows.push_back(kill_renewal_at(step));
+  for (const auto& step : steps) rows.push_back(kill_renewal_at(step));
   print_table("evpn-agent renew --force killed (SIGKILL) at each step:", rows);
 }
 
 TEST_CASE("an enrollment killed at any step leaves the config as it was or pointing at a matching pair") {
   std::vector<Row> rows;
-  for (const auto& step : enroll_steps) rows.push_back(kill_enrollment_at(step));
+  for (const auto& step : steps) rows.push_back(kill_enrollment_at(step));
   print_table("evpn-agent enroll killed (SIGKILL) at each step:", rows);
 }

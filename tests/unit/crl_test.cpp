@@ -94,7 +94,8 @@ TEST_CASE("a CRL is signed by the root and lists each revoked serial with its da
   ASN1_INTEGER_free(number);
   CHECK(value == 1'800'000'123);
 
-  auto* aki = static_cast<AUTHORITY_KEYID*>(X509_CRL_get_ext_d2i(crl.get(), NID_authority_key_identifier, nullptr, nullptr));
+  auto* aki =
+      static_cast<AUTHORITY_KEYID*>(X509_CRL_get_ext_d2i(crl.get(), NID_authority_key_identifier, nullptr, nullptr));
   REQUIRE(aki);
   REQUIRE(aki->keyid);
   CHECK(ASN1_OCTET_STRING_cmp(aki->keyid, X509_get0_subject_key_id(pki().signer().root().get())) == 0);

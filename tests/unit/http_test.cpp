@@ -362,6 +362,7 @@ TEST_CASE("the ejabberd directory maps ejabberd's answers to error codes, over h
   auto fake_ejabberd = [](const Request& request, const RequestContext&) {
     const std::map<std::string, http::status> answers = {{"/api/status", http::status::ok},
                                                          {"/api/register", http::status::conflict},
+                                                         {"/api/srg_user_del", http::status::ok},
                                                          {"/api/srg_create", http::status::bad_gateway},
                                                          {"/api/srg_user_add", http::status::forbidden}};
     Response response{answers.at(std::string(request.target())), request.version()};

@@ -127,14 +127,51 @@ TEST_CASE("stage refuses a serial that is not hexadecimal and writes nothing") {
   CHECK_FALSE(stdfs::exists(t.dir));
 }
 
-TEST_CASE("stage removes staging directories left by a crashed run") {
+TEST_CASE("pairs left by an interrupted run stay pending until committed or discarded") {
   TempState t;
   auto first = t.files.stage("k", "c", "r", "01");
   REQUIRE(first.has_value());
   auto second = t.files.stage("k", "c", "r", "02");
   REQUIRE(second.has_value());
-  CHECK_FALSE(stdfs::exists(first->dir));
-  CHECK(stdfs::exists(second->dir));
+  CHECK(t.files.pending().size() == 2);
+
+  REQUIRE(t.files.commit(*second, state_for("02")).has_value());
+  auto pending = t.files.pending();
+  REQUIRE(pending.size() == 1);
+  CHECK(pending.front().dir == first->dir);
+  CHECK(pending.front().root_file == first->dir / "root.crt");
+
+  t.files.discard(pending.front());
+  CHECK(t.files.pending().empty());
+}
+
+TEST_CASE("commit finishes a commit that was interrupted after the pair was renamed") {
+  TempState t;
+  auto old_pair = t.files.stage("k1", "c1", "r", "01");
+  REQUIRE(old_pair.has_value());
+  REQUIRE(t.files.commit(*old_pair, state_for("01")).has_value());
+  // As a run killed right after writing state.json, renaming the staging directory and moving
+  // root.crt leaves it.
+  auto staged = t.files.stage("k2", "c2", "r2", "02");
+  REQUIRE(staged.has_value());
+  std::string state = read(t.files.state_file());
+  const auto at = state.find("\"serial\": \"01\"");
+  REQUIRE(at != std::string::npos);
+  state.replace(at, 14, "\"serial\": \"02\"");
+  REQUIRE(evpn::fs::write_file_atomic(t.files.state_file(), state, perms::owner_read | perms::owner_write).has_value());
+  stdfs::rename(staged->dir, t.dir / "certs-02");
+  stdfs::rename(t.dir / "certs-02" / "root.crt", t.files.root_file());
+
+  auto pending = t.files.pending();
+  REQUIRE(pending.size() == 1);
+  CHECK(pending.front().dir == t.dir / "certs-02");
+  CHECK(pending.front().root_file == t.files.root_file());
+  pending.front().serial = "02";
+  REQUIRE(t.files.commit(pending.front(), state_for("02")).has_value());
+  CHECK(stdfs::read_symlink(t.files.current_dir()) == "certs-02");
+  CHECK(read(t.files.key_file()) == "k2");
+  CHECK(read(t.files.root_file()) == "r2");
+  CHECK(t.files.pending().size() == 1);  // certs-01, the previous pair, kept on purpose
 }
 
 TEST_CASE("commit makes current point at the new pair and writes root.crt and state.json") {
