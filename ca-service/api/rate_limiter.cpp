@@ -5,7 +5,9 @@
 namespace evpn::ca::api {
 
 RateLimiter::RateLimiter(int failures, std::chrono::seconds window, std::size_t max_keys)
-    : failures_(static_cast<std::size_t>(std::max(failures, 0))), window_(window), max_keys_(std::max<std::size_t>(max_keys, 1)) {}
+    : failures_(static_cast<std::size_t>(std::max(failures, 0))),
+      window_(window),
+      max_keys_(std::max<std::size_t>(max_keys, 1)) {}
 
 std::chrono::seconds RateLimiter::retry_after(const std::string& key, Clock::time_point now) {
   std::lock_guard lock(mutex_);

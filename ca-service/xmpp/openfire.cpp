@@ -222,7 +222,12 @@ Result<void> OpenfireDirectory::ensure_user(const std::string& username) {
   // SASL EXTERNAL never uses the password, but the plugin refuses an empty one; a random one
   // keeps password logins closed.
   json entity{{"username", username}, {"password", crypto::to_hex(crypto::random_bytes(16))}};
-  return expect(api_, api_.call("POST", "/users", entity.dump()), "creating user " + username, {201, 409});
+  if (auto r = expect(api_, api_.call("POST", "/users", entity.dump()), "creating user " + username, {201, 409}); !r)
+    return r;
+  // A name revoked earlier may enroll again once its revoked certificate has expired: lift the
+  // lockout (a no-op for a user that is not locked out).
+  return expect(api_, api_.call("DELETE", "/lockouts/" + encode_segment(username)),
+                "lifting the lockout of " + username, {200});
 }
 
 Result<void> OpenfireDirectory::add_member(const std::string& username, const std::string& group) {

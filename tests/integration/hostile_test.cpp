@@ -374,8 +374,7 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
   const std::string malformed_token = "the enrollment token is malformed";
   const std::string refused_token = "unknown, expired or used up";
   const std::string zeros = std::string(64, '0');
-  const std::string well_formed = "evpn1_" + spare_id + "_" + spare.substr(23);
-  std::string nul_token = well_formed;
+  std::string nul_token = spare;
   nul_token[30] = '\0';
 
   std::vector<Case> cases = {
@@ -384,7 +383,8 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
       {"enroll: truncated JSON", 400, "not valid JSON", post_enroll(R"({"token": "evpn1_00)")},
       {"enroll: JSON array", 400, "must be a JSON object", post_enroll("[]")},
       {"enroll: JSON null", 400, "must be a JSON object", post_enroll("null")},
-      {"enroll: invalid UTF-8 in a string", 400, "not valid JSON", post_enroll("{\"token\": \"\xff\xfe\", \"csr\": \"x\"}")},
+      {"enroll: invalid UTF-8 in a string", 400, "not valid JSON",
+       post_enroll("{\"token\": \"\xff\xfe\", \"csr\": \"x\"}")},
       {"enroll: 30000 nested arrays", 400, "must be a JSON object",
        post_enroll(std::string(30000, '[') + std::string(30000, ']'))},
       {"enroll: token is a number", 400, "field 'body.token' must be a string",
@@ -400,7 +400,8 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
       {"CSR: a certificate instead", 400, "the CSR is not a PEM certificate request", enroll_csr(holder.cert.to_pem())},
       {"CSR: truncated PEM", 400, "the CSR is not a PEM certificate request",
        enroll_csr(good_csr.substr(0, good_csr.size() / 2))},
-      {"CSR: signature bit flipped", 400, "signature does not verify", enroll_csr(pem("CERTIFICATE REQUEST", tampered))},
+      {"CSR: signature bit flipped", 400, "signature does not verify",
+       enroll_csr(pem("CERTIFICATE REQUEST", tampered))},
       {"CSR: signed by another key", 400, "signature does not verify",
        enroll_csr(csr(p256.get(), {{"CN", "tokencase"}}, {}, other.get()))},
       {"CSR: RSA-1024 key", 400, "RSA keys must have 2048 to 4096 bits", enroll_csr(csr_for(rsa1024.get(), "weak"))},
@@ -435,7 +436,8 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
       // Renewals.
       {"renew: no client certificate", 401, "needs the node's current certificate",
        renew_as(nullptr, renew_body(renew_csr))},
-      {"renew: foreign certificate", 401, "the client certificate cannot renew", renew_as(&foreign, renew_body(renew_csr))},
+      {"renew: foreign certificate", 401, "the client certificate cannot renew",
+       renew_as(&foreign, renew_body(renew_csr))},
       {"renew: superseded certificate", 401, "superseded", renew_as(&superseded, renew_body(renew_csr))},
       {"renew: CSR for another CN", 400, "must equal the certificate's CN",
        renew_as(&renewer, renew_body(csr_for(other.get(), "holder")))},
@@ -462,7 +464,8 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
       {"negative Content-Length", 400, "not valid HTTP/1.1",
        raw(request("POST", "/v1/enroll", "{}", "Content-Length: -1\r\n"))},
       {"Content-Length and chunked together", 400, "not valid HTTP/1.1",
-       raw(request("POST", "/v1/enroll", "2\r\n{}\r\n0\r\n\r\n", "Content-Length: 12\r\nTransfer-Encoding: chunked\r\n"))},
+       raw(request("POST", "/v1/enroll", "2\r\n{}\r\n0\r\n\r\n",
+                   "Content-Length: 12\r\nTransfer-Encoding: chunked\r\n"))},
       {"one 10 KiB header", 431, "request header is larger than 8192 bytes",
        raw(request("GET", "/healthz", "", "X-Pad: " + std::string(10 * 1024, 'p') + "\r\n"))},
       {"100 header fields", 431, "at most 64 are allowed", raw([] {
@@ -576,7 +579,8 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
                               {NID_basic_constraints, "critical,CA:TRUE"},
                               {NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature"}}))));
          if (out.status != 201) return out;
-         const auto cert = ok(crypto::Certificate::from_pem(ok(evpn::protocol::parse_enrollment_result(out.body)).certificate));
+         const auto result = ok(evpn::protocol::parse_enrollment_result(out.body));
+         const auto cert = ok(crypto::Certificate::from_pem(result.certificate));
          CHECK(cert.common_name() == "sancheck");
          CHECK(cert.xmpp_addrs() == std::vector<std::string>{"sancheck@" + domain});
          crypto::GeneralNames names(
@@ -589,7 +593,9 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
        },
        true},
       {"a valid enrollment at the end", 201, "",
-       [&] { return w.exchange(request("POST", "/v1/enroll", enroll_body(final_token, csr_for(p256.get(), "lastnode")))); },
+       [&] {
+         return w.exchange(request("POST", "/v1/enroll", enroll_body(final_token, csr_for(p256.get(), "lastnode"))));
+       },
        true},
   };
 

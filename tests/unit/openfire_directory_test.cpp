@@ -162,6 +162,10 @@ TEST_CASE("disable locks the user out, delete removes it, and both accept a user
 
   ok(directory->disable_user("node1"));
   CHECK(s.standin.lockouts() == std::set<std::string>{"node1"});
+  // Enrolling the name again (after its revoked certificate expired) lifts the lockout.
+  ok(directory->ensure_user("node1"));
+  CHECK(s.standin.lockouts().empty());
+  ok(directory->disable_user("node1"));
   ok(directory->delete_user("node1"));
   CHECK(s.standin.users().empty());
   CHECK(s.standin.groups().at("overlay1").members.empty());
