@@ -172,6 +172,13 @@ Error why_login_failed(const Attempt& a, int error, const xmpp_stream_error_t* s
                                         " did not offer SASL EXTERNAL: it must ask for client "
                                         "certificates (ejabberd: tls_verify: true)");
   }
+  if (a.report.authenticated) {
+    // The certificate passed SASL but the server would not open a session for it: the account is
+    // locked out (a revoked node) or not allowed. Retrying will not change that.
+    return fail(Errc::unauthorized, "the XMPP server accepted the certificate for " + o.jid +
+                                        " but refused to open a session (" + reason +
+                                        "): the node may have been revoked");
+  }
   return fail(Errc::unavailable, "the XMPP server at " + a.endpoint() +
                                      " closed the connection during login: " + reason);
 }

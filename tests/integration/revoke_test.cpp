@@ -207,6 +207,10 @@ TEST_CASE("a revoked node can no longer log in to ejabberd, loses its live sessi
   const auto after = login(node);
   CHECK_FALSE(after.ok());
   CHECK(after.bound_jid.empty());
+  // A refused session is final, not "try again later": check reports CRITICAL, enroll exit 5.
+  REQUIRE(after.error.has_value());
+  CHECK(after.error->code == evpn::Errc::unauthorized);
+  CHECK_THAT(after.error->detail, Contains("revoked"));
   CHECK(d.xmpp().wait_for_log("Forbidden c2s session for node1@evpn.test"));
 
   const RunResult renewal = evpn::test::run({EVPN_AGENT_BIN, "renew", "--force", "--state-dir", node.state().string(),
