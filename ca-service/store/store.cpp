@@ -662,4 +662,32 @@ Result<long long> Store::data_version() {
   return s->integer(0);
 }
 
+Result<std::string> Store::integrity_check() {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(db_, "PRAGMA integrity_check");
+  if (!s) return s.error();
+  // A damaged file answers one row per problem found.
+  std::string answer;
+  for (;;) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return answer;
+    answer += (answer.empty() ? "" : "\n") + s->text(0);
+  }
+}
+
+Result<std::map<std::string, int>> Store::certificates_per_token() {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(
+      db_, "SELECT token_id, count(*) FROM certificates WHERE token_id IS NOT NULL GROUP BY token_id");
+  if (!s) return s.error();
+  std::map<std::string, int> counts;
+  for (;;) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return counts;
+    counts[s->text(0)] = static_cast<int>(s->integer(1));
+  }
+}
+
 }  // namespace evpn::ca::store

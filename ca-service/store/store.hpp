@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -152,6 +153,12 @@ class Store {
   // SQLite's data_version of this connection: it changes exactly when another connection (or
   // process) has committed a change since the last call. Lets a test prove nothing was written.
   Result<long long> data_version();
+
+  // The answer of SQLite's `PRAGMA integrity_check`: "ok" for a sound database file.
+  Result<std::string> integrity_check();
+
+  // How many stored certificates each token was spent for, by token id (renewals spend none).
+  Result<std::map<std::string, int>> certificates_per_token();
 
  private:
   explicit Store(sqlite3* db);

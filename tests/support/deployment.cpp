@@ -57,6 +57,11 @@ void Deployment::start_ca() {
 
 void Deployment::stop_ca() { ca_.reset(); }
 
+void Deployment::kill_ca() {
+  if (ca_) ca_->stop(SIGKILL);
+  ca_.reset();
+}
+
 std::string Deployment::evpn_ca(std::vector<std::string> args) const {
   std::vector<std::string> argv{EVPN_CA_BIN};
   // Sub-commands are one or two words ("group add"); --dir goes right after them.

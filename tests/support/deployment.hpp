@@ -44,6 +44,8 @@ class Deployment {
   // `evpn-ca serve` on the same port and directory.
   void start_ca();
   void stop_ca();
+  // SIGKILLs `evpn-ca serve`, as a crash or a power cut would end it.
+  void kill_ca();
 
   // Runs `evpn-ca <args...> --dir <ca>`; returns stdout without its final newline, throws when it fails.
   std::string evpn_ca(std::vector<std::string> args) const;
