@@ -48,6 +48,29 @@ Outcome<EnrollOptions> complete(EnrollOptions o) {
   return o;
 }
 
+// Kept until the enrollment is settled: a retry after a lost answer sends the same key, so that
+// the CA recognises it and answers the certificate it already issued instead of spending a use.
+std::filesystem::path pending_key_file(const EnrollOptions& o) { return std::filesystem::path(o.state_dir) / ".enroll-key"; }
+
+Result<crypto::Key> enrollment_key(const EnrollOptions& o, crypto::KeyType type) {
+  const auto file = pending_key_file(o);
+  if (auto pem = fs::read_file(file, 64 * 1024)) {
+    auto key = crypto::Key::from_pem(*pem);
+    if (key && crypto::key_type_of(key->get()) == type) return key;
+  }
+  auto key = crypto::Key::generate(type);
+  if (!key) return key.error();
+  std::error_code ec;
+  if (std::filesystem::create_directories(o.state_dir, ec))
+    std::filesystem::permissions(o.state_dir, std::filesystem::perms::owner_all, ec);
+  if (ec) return fail(Errc::io, "cannot create the state directory " + o.state_dir + ": " + ec.message());
+  if (auto r = fs::write_file_atomic(file, key->to_pem(),
+                                     std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+      !r)
+    return r.error();
+  return key;
+}
+
 struct Enrolled {
   protocol::EnrollmentResult answer;
   Installed installed;
@@ -63,7 +86,7 @@ Outcome<Enrolled> enroll(const EnrollOptions& o) {
   auto ca = CaClient::pin(o.ca_url, o.fingerprint, o.timeout);
   if (!ca) return Failure{exit_for_ca(ca.error()), ca.error()};
 
-  auto key = crypto::Key::generate(*key_type);
+  auto key = enrollment_key(o, *key_type);
   if (!key) return Failure{exit_local, key.error()};
   auto csr = crypto::Csr::create(*key, o.username);
   if (!csr) return Failure{exit_local, csr.error()};
@@ -86,6 +109,15 @@ Outcome<Enrolled> enroll(const EnrollOptions& o) {
   auto installed = install(request);
   if (!installed) return installed.error();
   return Enrolled{std::move(*answer), std::move(*installed)};
+}
+
+// The pending key is dropped once the outcome is final: enrolled, or refused for good.
+Outcome<Enrolled> settle(const EnrollOptions& o, Outcome<Enrolled> outcome) {
+  if (outcome || outcome.error().code != exit_transient) {
+    std::error_code ec;
+    std::filesystem::remove(pending_key_file(o), ec);
+  }
+  return outcome;
 }
 
 void print(const Enrolled& e, const NodeFiles& files, bool as_json) {
@@ -129,7 +161,7 @@ void print(const Enrolled& e, const NodeFiles& files, bool as_json) {
 
 ExitCode run_enroll(EnrollOptions options) {
   auto completed = complete(std::move(options));
-  auto result = completed ? enroll(*completed) : Outcome<Enrolled>(completed.error());
+  auto result = completed ? settle(*completed, enroll(*completed)) : Outcome<Enrolled>(completed.error());
   const bool as_json = completed ? completed->json : options.json;
   if (result) {
     print(*result, NodeFiles(completed->state_dir), as_json);

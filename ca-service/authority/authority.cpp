@@ -60,15 +60,19 @@ Result<Issued> Authority::issue(const crypto::Csr& csr, const std::string& usern
   // here, and its certificate is never handed out.
   if (auto r = record(cert_record); !r) return r.error();
 
-  const auto lifetime = cert->not_after() - now;
+  return render(*cert, username, group, now, now);
+}
+
+Issued Authority::render(const crypto::Certificate& cert, const std::string& username,
+                         const store::GroupRecord& group, TimePoint issued_at, TimePoint now) const {
   Issued issued;
   auto& out = issued.result;
-  out.certificate = cert_record.pem;
+  out.certificate = cert.to_pem();
   out.root = signer_.root().to_pem();
-  out.serial = cert_record.serial;
-  out.not_before = to_rfc3339(cert->not_before());
-  out.not_after = to_rfc3339(cert->not_after());
-  out.renew_after = to_rfc3339(now + lifetime * 2 / 3);
+  out.serial = cert.serial_hex();
+  out.not_before = to_rfc3339(cert.not_before());
+  out.not_after = to_rfc3339(cert.not_after());
+  out.renew_after = to_rfc3339(issued_at + (cert.not_after() - issued_at) * 2 / 3);
   out.server_time = to_rfc3339(now);
   out.node = {username, username + "@" + xmpp_.domain, group.name, group.overlay};
   out.xmpp = {xmpp_.host, xmpp_.port, xmpp_.domain, "starttls"};
@@ -89,6 +93,10 @@ Result<Issued> Authority::enroll(const protocol::EnrollRequest& request, TimePoi
   auto record = store_.find_token(token->id);
   if (!record) return record.error();
   if (!*record) return fail(Errc::unauthorized, token_refused);
+  if (auto replayed = replay(**record, *token, *csr, *username, now); !replayed || *replayed) {
+    if (!replayed) return replayed.error();
+    return std::move(**replayed);
+  }
   if (auto r = enrollment::check_token(**record, *token, *username, now); !r) {
     spdlog::info("enrollment refused for token {}: {}", token->id, r.error().detail);
     return r.error();
@@ -124,6 +132,28 @@ Result<Issued> Authority::enroll(const protocol::EnrollRequest& request, TimePoi
   });
   if (issued) issued->token_id = token->id;
   return issued;
+}
+
+Result<std::optional<Issued>> Authority::replay(const store::TokenRecord& record,
+                                                const enrollment::TokenParts& token, const crypto::Csr& csr,
+                                                const std::string& username, TimePoint now) {
+  // A retry of an enrollment whose answer was lost (the CA died, or the connection dropped, after
+  // the commit) gets the same certificate again instead of spending another use: the same token
+  // secret, the same name and the same public key make it the same request.
+  if (!enrollment::secret_matches(record, token)) return std::optional<Issued>();
+  auto earlier = store_.find_enrollment(record.id, username);
+  if (!earlier) return earlier.error();
+  if (!*earlier || (*earlier)->not_after <= now) return std::optional<Issued>();
+  auto cert = crypto::Certificate::from_pem((*earlier)->pem);
+  if (!cert || crypto::public_key_der(cert->public_key()) != crypto::public_key_der(csr.public_key()))
+    return std::optional<Issued>();
+  auto group = store_.find_group((*earlier)->group);
+  if (!group) return group.error();
+  if (!*group) return std::optional<Issued>();
+  spdlog::info("enrollment for token {} repeated: answering certificate {} again", record.id, (*earlier)->serial);
+  Issued issued = render(*cert, username, **group, (*earlier)->issued_at, now);
+  issued.token_id = record.id;
+  return std::optional<Issued>(std::move(issued));
 }
 
 Result<Issued> Authority::renew(const protocol::RenewRequest& request, const crypto::Certificate* current,

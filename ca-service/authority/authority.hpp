@@ -3,6 +3,7 @@
 // No HTTP, no SQL. Thread-safe as long as its store and directory are.
 
 #include "ca-service/config.hpp"
+#include "ca-service/enrollment/tokens.hpp"
 #include "ca-service/signing/signer.hpp"
 #include "ca-service/store/store.hpp"
 #include "ca-service/xmpp/directory.hpp"
@@ -51,7 +52,8 @@ class Authority {
 
   // Checks the request (CSR signature, key policy, username, token), provisions the directory,
   // signs, and records the certificate while spending one token use, in that order. A refused
-  // request changes nothing and spends nothing.
+  // request changes nothing and spends nothing. A repeat of an enrollment (same token secret,
+  // name and public key) whose answer was lost gets the same certificate again, spending nothing.
   Result<Issued> enroll(const protocol::EnrollRequest& request, TimePoint now);
 
   // Renews the certificate `current` (the TLS client certificate of the request): it must be issued
@@ -87,6 +89,13 @@ class Authority {
 
   // Disables `username` in the directory and records the outcome of the lockout queued by `serial`.
   Result<void> lock_out(const std::string& username, const std::string& serial, TimePoint now);
+
+  // The result of an earlier enrollment by this token, name and key (a retry whose first answer
+  // was lost), or nullopt.
+  Result<std::optional<Issued>> replay(const store::TokenRecord& record, const enrollment::TokenParts& token,
+                                       const crypto::Csr& csr, const std::string& username, TimePoint now);
+  Issued render(const crypto::Certificate& cert, const std::string& username, const store::GroupRecord& group,
+                TimePoint issued_at, TimePoint now) const;
 
   store::Store& store_;
   const signing::Signer& signer_;

@@ -48,14 +48,18 @@ Result<TokenParts> parse_token(std::string_view text) {
   return TokenParts{std::string(id), std::string(secret)};
 }
 
+bool secret_matches(const store::TokenRecord& record, const TokenParts& presented) {
+  // Constant-time, so timing does not tell how much of a guess was right.
+  const std::string presented_hash = secret_hash(presented.secret);
+  return presented.id == record.id && presented_hash.size() == record.secret_hash.size() &&
+         crypto::equal_constant_time(presented_hash, record.secret_hash);
+}
+
 Result<void> check_token(const store::TokenRecord& record, const TokenParts& presented,
                          const std::string& username, TimePoint now) {
   // One message for every way a token can be refused, so a caller learns nothing about which
-  // tokens exist; the hash comparison is constant-time so timing does not leak it either.
-  const std::string presented_hash = secret_hash(presented.secret);
-  const bool secret_ok = presented.id == record.id && presented_hash.size() == record.secret_hash.size() &&
-                         crypto::equal_constant_time(presented_hash, record.secret_hash);
-  if (!secret_ok || now >= record.expires_at || record.uses_left <= 0)
+  // tokens exist.
+  if (!secret_matches(record, presented) || now >= record.expires_at || record.uses_left <= 0)
     return fail(Errc::unauthorized,
                 "the enrollment token is unknown, expired or used up; ask the operator for a new one");
   if (record.username && *record.username != username)

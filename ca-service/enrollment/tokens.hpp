@@ -30,6 +30,9 @@ struct TokenParts {
 // Errc::unauthorized when the text is not a token of the form above.
 Result<TokenParts> parse_token(std::string_view text);
 
+// True when the presented secret is the record's (constant-time), whatever the token's state.
+bool secret_matches(const store::TokenRecord& record, const TokenParts& presented);
+
 // Checks a presented token against its record for issuing `username` at `now`:
 // Errc::unauthorized (wrong secret, expired, used up: deliberately the same message),
 // Errc::forbidden when the token is pinned to another username.

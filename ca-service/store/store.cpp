@@ -551,17 +551,36 @@ Result<void> Store::record_renewal(const std::string& old_serial, const Certific
   return tx->commit();
 }
 
+namespace {
+
+constexpr const char* kSelectCertificate =
+    "SELECT serial, username, group_name, not_before, not_after, pem, status, issued_at FROM certificates";
+
+CertificateRecord read_certificate(const Statement& row) {
+  return CertificateRecord{row.text(0), row.text(1), row.text(2), row.time(3),
+                           row.time(4), row.text(5), row.text(6), row.time(7)};
+}
+
+}  // namespace
+
 Result<std::optional<CertificateRecord>> Store::find_certificate(const std::string& serial) {
   std::lock_guard lock(*mutex_);
-  auto s = Statement::prepare(db_,
-                              "SELECT serial, username, group_name, not_before, not_after, pem, status, "
-                              "issued_at FROM certificates WHERE serial = ?",
-                              serial);
+  auto s = Statement::prepare(db_, (std::string(kSelectCertificate) + " WHERE serial = ?").c_str(), serial);
   if (!s) return s.error();
-  return find_one<CertificateRecord>(*s, [](const Statement& row) {
-    return CertificateRecord{row.text(0), row.text(1), row.text(2), row.time(3),
-                             row.time(4), row.text(5), row.text(6), row.time(7)};
-  });
+  return find_one<CertificateRecord>(*s, read_certificate);
+}
+
+Result<std::optional<CertificateRecord>> Store::find_enrollment(const std::string& token_id,
+                                                                const std::string& username) {
+  std::lock_guard lock(*mutex_);
+  auto s = Statement::prepare(
+      db_,
+      (std::string(kSelectCertificate) +
+       " WHERE token_id = ? AND username = ? AND status = 'active' ORDER BY issued_at DESC, serial LIMIT 1")
+          .c_str(),
+      token_id, username);
+  if (!s) return s.error();
+  return find_one<CertificateRecord>(*s, read_certificate);
 }
 
 Result<RevocationRecord> Store::revoke_node(const std::string& username, const std::string& reason, TimePoint now) {

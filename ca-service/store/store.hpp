@@ -127,6 +127,8 @@ class Store {
   Result<void> record_renewal(const std::string& old_serial, const CertificateRecord& cert, TimePoint now);
 
   Result<std::optional<CertificateRecord>> find_certificate(const std::string& serial);
+  // The active certificate that spending a use of `token_id` issued to `username`, if any.
+  Result<std::optional<CertificateRecord>> find_enrollment(const std::string& token_id, const std::string& username);
 
   // In one transaction: marks the node's current certificate revoked at `now` for `reason` and
   // queues the node's directory lockout. Errc::not_found when no node has that name,

@@ -53,6 +53,14 @@ std::string Key::to_pem() const {
 
 std::string Key::public_der() const { return public_key_der(key_.get()); }
 
+std::optional<KeyType> key_type_of(EVP_PKEY* key) {
+  const int bits = EVP_PKEY_get_bits(key);
+  if (EVP_PKEY_is_a(key, "EC") && bits == 256) return KeyType::ec_p256;
+  if (EVP_PKEY_is_a(key, "RSA") && bits == 2048) return KeyType::rsa_2048;
+  if (EVP_PKEY_is_a(key, "RSA") && bits == 3072) return KeyType::rsa_3072;
+  return std::nullopt;
+}
+
 std::string public_key_der(EVP_PKEY* key) {
   unsigned char* der = nullptr;
   int len = i2d_PUBKEY(key, &der);

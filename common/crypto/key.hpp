@@ -4,6 +4,7 @@
 #include "common/crypto/handle.hpp"
 #include "common/result.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,9 @@ class Key {
  private:
   PKey key_;
 };
+
+// Which of the project's key types `key` is, if any.
+std::optional<KeyType> key_type_of(EVP_PKEY* key);
 
 // The DER SubjectPublicKeyInfo of any EVP_PKEY (public half only).
 std::string public_key_der(EVP_PKEY* key);

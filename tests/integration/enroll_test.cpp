@@ -254,11 +254,45 @@ TEST_CASE("with ejabberd stopped the enrollment fails transiently and succeeds o
   INFO("stdout: " << down.out << "\nstderr: " << down.err);
   CHECK(down.exit_code == 4);
   CHECK(output(down)["error"] == "unavailable");
+  // Nothing of the node's identity was written; only the key waits (0600) for the retry, so that
+  // a retry whose first answer was lost is recognised by the CA.
+  const fs::path pending_key = node.state() / ".enroll-key";
+  REQUIRE(fs::exists(pending_key));
+  CHECK((fs::status(pending_key).permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write));
+  const std::string key_pem = evpn::test::read_file(pending_key);
+  fs::remove(pending_key);
   require_untouched(node, cfx_config);
+  write(pending_key, key_pem);
 
-  // The token (one use) was not spent by the failed attempt.
+  // The token (one use) was not spent by the failed attempt, and the retry used the same key.
   require_enrolled(w.enroll(node, token));
   CHECK(contains(w.members("vnet"), "node5@evpn.test"));
+  CHECK_FALSE(fs::exists(pending_key));
+  CHECK(ok(crypto::Certificate::from_pem(evpn::test::read_file(node.current() / "node.crt")))
+            .matches(ok(crypto::Key::from_pem(key_pem))));
+}
+
+TEST_CASE("an enrollment whose answer was lost is answered again when the agent retries") {
+  auto& w = world();
+  const std::string token = w.token();  // one use
+  const TestNode node = w.node("node11");
+  // As if the first attempt's answer never arrived: the CA issued for this key, the node has
+  // nothing but the pending key.
+  const crypto::Key key = ok(crypto::Key::generate(crypto::KeyType::ec_p256));
+  fs::create_directories(node.state());
+  write(node.state() / ".enroll-key", key.to_pem());
+  const json first = require_enrolled(w.enroll(node, token));
+  const std::string serial = first["serial"];
+  fs::remove_all(node.state());
+  fs::create_directories(node.state());
+  write(node.state() / ".enroll-key", key.to_pem());
+
+  const json again = require_enrolled(w.enroll(node, token));
+  CHECK(again["serial"] == serial);
+  // Another key with the used-up token is refused.
+  const TestNode other = w.node("node11");
+  CHECK(w.enroll(other, token).exit_code == 3);
 }
 
 TEST_CASE("ten agents enrolling at once all succeed with distinct serials") {

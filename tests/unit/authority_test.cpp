@@ -359,6 +359,29 @@ TEST_CASE("enrollment refuses unknown, wrong, expired and used-up tokens alike a
   CHECK(ca.directory.calls.empty());
 }
 
+TEST_CASE("an enrollment repeated after its answer was lost gets the same certificate and spends nothing") {
+  Ca ca;
+  const std::string token = ca.token({.uses = 1});
+  const std::string id = token_id(token);
+  const crypto::Key key = ec_key();
+  const std::string csr = csr_for(key, "node1");
+  const Issued first = ok(ca.authority.enroll({token, csr}, kNow));
+  REQUIRE(ca.uses_left(id) == 0);
+
+  // The same token, name and key: the same request, answered again.
+  const Issued again = ok(ca.authority.enroll({token, csr_for(key, "node1")}, kNow + 30s));
+  CHECK(again.result.serial == first.result.serial);
+  CHECK(again.result.certificate == first.result.certificate);
+  CHECK(again.result.renew_after == first.result.renew_after);
+  CHECK(again.result.server_time == to_rfc3339(kNow + 30s));
+  CHECK(ca.uses_left(id) == 0);
+  CHECK(ca.current_serial("node1") == first.result.serial);
+
+  // Another key, or the right key with a wrong secret, is a new request for a used-up token.
+  CHECK(ca.refused({token, csr_for(ec_key(), "node1")}).detail == kRefused);
+  CHECK(ca.refused({"evpn1_" + id + "_" + std::string(64, 'a'), csr}).detail == kRefused);
+}
+
 TEST_CASE("enrollment refuses a malformed token as unauthorized without repeating it") {
   Ca ca;
   ca.token();
