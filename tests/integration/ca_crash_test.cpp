@@ -13,6 +13,8 @@
 #include "common/protocol/enrollment.hpp"
 #include "tests/support/deployment.hpp"
 
+#include "tests/support/catch_result.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -25,6 +27,8 @@
 #include <set>
 #include <sstream>
 #include <thread>
+
+using evpn::test::ok;
 
 namespace {
 
@@ -39,13 +43,6 @@ constexpr int kMaxKills = 10;
 constexpr auto kKillPhase = 60s;
 // Hard stop for the clients, should a restart hang.
 constexpr auto kClientDeadline = 120s;
-
-template <class T>
-T ok(evpn::Result<T> result) {
-  INFO((result ? std::string() : result.error().detail));
-  REQUIRE(result.has_value());
-  return std::move(*result);
-}
 
 struct Token {
   std::string text;

@@ -6,10 +6,15 @@
 #include "tests/support/process.hpp"
 #include "tests/support/test_pki.hpp"
 
+#include "tests/support/catch_result.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+
+using evpn::test::ok;
+using evpn::test::error_of;
 
 namespace {
 
@@ -18,24 +23,6 @@ using nlohmann::json;
 using Catch::Contains;
 
 const std::string domain = "evpn.test";
-
-template <class T>
-T ok(Result<T> result) {
-  INFO((result ? std::string() : result.error().detail));
-  REQUIRE(result.has_value());
-  return std::move(*result);
-}
-
-void ok(const Result<void>& result) {
-  INFO((result ? std::string() : result.error().detail));
-  REQUIRE(result.has_value());
-}
-
-template <class T>
-Error error_of(const Result<T>& result) {
-  REQUIRE_FALSE(result.has_value());
-  return result.error();
-}
 
 ca::DirectoryConfig ejabberd_config(const std::string& url) {
   ca::DirectoryConfig config;

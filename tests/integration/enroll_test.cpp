@@ -7,6 +7,8 @@
 #include "common/time.hpp"
 #include "tests/support/deployment.hpp"
 
+#include "tests/support/catch_result.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
@@ -27,6 +29,8 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 namespace crypto = evpn::crypto;
 
+using evpn::test::ok;
+
 namespace {
 
 const std::string domain = evpn::test::Deployment::domain;
@@ -36,13 +40,6 @@ using Argv = std::vector<std::string>;
 
 void write(const fs::path& file, const std::string& text) {
   std::ofstream(file, std::ios::binary | std::ios::trunc) << text;
-}
-
-template <class T>
-T ok(evpn::Result<T> result) {
-  INFO((result ? std::string() : result.error().detail));
-  REQUIRE(result.has_value());
-  return std::move(*result);
 }
 
 // `argv` with `option` set to `value`: replaced when present, appended otherwise.

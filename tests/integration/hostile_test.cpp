@@ -17,6 +17,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include "tests/support/catch_result.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
@@ -29,6 +31,8 @@
 #include <iostream>
 #include <optional>
 #include <thread>
+
+using evpn::test::ok;
 
 namespace {
 
@@ -45,13 +49,6 @@ using nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
 const std::string domain = evpn::test::Deployment::domain;
-
-template <class T>
-T ok(evpn::Result<T> result) {
-  INFO((result ? std::string() : result.error().detail));
-  REQUIRE(result.has_value());
-  return std::move(*result);
-}
 
 // What the server did with one request: its answer, or status 0 when it closed the connection.
 struct Outcome {

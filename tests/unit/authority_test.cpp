@@ -6,6 +6,8 @@
 #include "common/protocol/enrollment.hpp"
 #include "tests/support/test_pki.hpp"
 
+#include "tests/support/catch_result.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <openssl/x509.h>
@@ -21,18 +23,12 @@
 #include <thread>
 #include <vector>
 
-// Catch2 cannot print boost::system::result by itself; show the error when a check fails.
-template <class T>
-struct Catch::StringMaker<evpn::Result<T>> {
-  static std::string convert(const evpn::Result<T>& r) {
-    return r ? "ok" : std::string(evpn::to_string(r.error().code)) + ": " + r.error().detail;
-  }
-};
-
 using namespace evpn;
 using namespace std::chrono_literals;
 using evpn::ca::authority::Authority;
 using evpn::ca::authority::Issued;
+
+using evpn::test::ok;
 
 namespace {
 
@@ -43,14 +39,6 @@ const ca::XmppConfig kXmpp{"example.test", "xmpp.example.test", 5222};
 constexpr std::chrono::seconds kLabLifetime = std::chrono::days(30);
 const std::string kRefused = "the enrollment token is unknown, expired or used up; ask the operator for a new one";
 const std::vector<std::string> kProvisioning = {"ensure_group lab", "ensure_user node1", "add_member node1 lab"};
-
-// The value of a Result that must hold one; the error detail otherwise.
-template <class T>
-T ok(Result<T> result) {
-  INFO((result ? std::string() : result.error().detail));
-  REQUIRE(result.has_value());
-  return std::move(*result);
-}
 
 // One root for the whole run: every test's CA signs with it.
 const test::TestPki& pki() {

@@ -13,6 +13,8 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
+#include "tests/support/catch_result.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -21,6 +23,9 @@
 #include <csignal>
 #include <stdexcept>
 #include <thread>
+
+using evpn::test::ok;
+using evpn::test::error_of;
 
 namespace {
 
@@ -31,26 +36,6 @@ using ca::api::Request;
 using ca::api::RequestContext;
 using ca::api::Response;
 using test::TestPki;
-
-// The value of a Result that must hold one; the error detail otherwise.
-template <class T>
-T ok(Result<T> result) {
-  INFO((result ? std::string() : result.error().detail));
-  REQUIRE(result.has_value());
-  return std::move(*result);
-}
-
-void ok(const Result<void>& result) {
-  INFO((result ? std::string() : result.error().detail));
-  REQUIRE(result.has_value());
-}
-
-// The error of a Result that must hold one.
-template <class T>
-Error error_of(const Result<T>& result) {
-  REQUIRE_FALSE(result.has_value());
-  return result.error();
-}
 
 net::Url url_of(const std::string& text) { return ok(net::parse_url(text)); }
 

@@ -5,6 +5,8 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "tests/support/catch_result.hpp"
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
@@ -20,6 +22,9 @@
 #include "tests/support/process.hpp"
 #include "tests/support/test_pki.hpp"
 
+using evpn::test::ok;
+using evpn::test::error_of;
+
 namespace {
 
 using namespace evpn;
@@ -28,16 +33,6 @@ using nlohmann::json;
 using test::OpenfireStandin;
 
 const std::string secret = "s3cr3t-Of-the-restapi";
-
-void ok(const Result<void>& result) {
-  INFO((result ? std::string() : result.error().detail));
-  REQUIRE(result.has_value());
-}
-
-Error error_of(const Result<void>& result) {
-  REQUIRE_FALSE(result.has_value());
-  return result.error();
-}
 
 // A secret file and the CA's directory config pointing at the stand-in.
 struct Setup {
