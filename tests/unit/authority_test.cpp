@@ -194,6 +194,27 @@ class Meeting {
   int arrived_ = 0;
 };
 
+// Runs `call(authority, 0)` through `ca` and, at the same moment, `call(authority, 1)` through a
+// second Authority on another connection to the same store `db`. Both requests pass every check
+// and meet at add_member before either records, so the store alone decides. Returns both results.
+std::pair<Result<Issued>, Result<Issued>> race(Ca& ca, const std::filesystem::path& db,
+                                               const std::function<Result<Issued>(Authority&, int)>& call) {
+  ca::store::Store second_store = open_store(db);
+  FakeDirectory second_directory;
+  Authority second(second_store, pki().signer(), second_directory, kXmpp);
+  Meeting meeting;
+  for (FakeDirectory* d : {&ca.directory, &second_directory})
+    d->on_call = [&](const std::string& step) {
+      if (step == "add_member") meeting.arrive();
+    };
+  std::optional<Result<Issued>> r1, r2;
+  std::thread t1([&] { r1.emplace(call(ca.authority, 0)); });
+  std::thread t2([&] { r2.emplace(call(second, 1)); });
+  t1.join();
+  t2.join();
+  return {std::move(*r1), std::move(*r2)};
+}
+
 // A directory for database files, removed with everything in it (-wal, -shm) at the end.
 struct TempDir {
   std::filesystem::path path;
@@ -454,30 +475,14 @@ TEST_CASE("two requests racing for a token's last use get one certificate and on
   const auto db = dir.path / "state.db";
   Ca first(db);
   const std::string token = first.token();
-  ca::store::Store second_store = open_store(db);
-  FakeDirectory second_directory;
-  Authority second(second_store, pki().signer(), second_directory, kXmpp);
-  // Both requests pass every check before either records: the store alone must decide.
-  Meeting meeting;
-  for (FakeDirectory* d : {&first.directory, &second_directory})
-    d->on_call = [&](const std::string& step) {
-      if (step == "add_member") meeting.arrive();
-    };
-  const std::string csr1 = csr_for(ec_key(), "node1"), csr2 = csr_for(ec_key(), "node2");
+  const std::string csrs[] = {csr_for(ec_key(), "node1"), csr_for(ec_key(), "node2")};
 
-  std::optional<Result<Issued>> r1, r2;
-  std::thread t1([&] { r1.emplace(first.authority.enroll({token, csr1}, kNow)); });
-  std::thread t2([&] { r2.emplace(second.enroll({token, csr2}, kNow)); });
-  t1.join();
-  t2.join();
-
-  REQUIRE(r1);
-  REQUIRE(r2);
-  REQUIRE(r1->has_value() != r2->has_value());
-  const Result<Issued>& won = r1->has_value() ? *r1 : *r2;
-  const Result<Issued>& lost = r1->has_value() ? *r2 : *r1;
-  const std::string winner = r1->has_value() ? "node1" : "node2";
-  const std::string loser = r1->has_value() ? "node2" : "node1";
+  const auto [r1, r2] = race(first, db, [&](Authority& a, int i) { return a.enroll({token, csrs[i]}, kNow); });
+  REQUIRE(r1.has_value() != r2.has_value());
+  const Result<Issued>& won = r1.has_value() ? r1 : r2;
+  const Result<Issued>& lost = r1.has_value() ? r2 : r1;
+  const std::string winner = r1.has_value() ? "node1" : "node2";
+  const std::string loser = r1.has_value() ? "node2" : "node1";
   CHECK(lost.error().code == Errc::unauthorized);
   CHECK(lost.error().detail == kRefused);
   CHECK(first.current_serial(winner) == won->result.serial);
@@ -741,28 +746,12 @@ TEST_CASE("two renewals racing with the same certificate get one new certificate
   const auto db = dir.path / "state.db";
   Ca first(db);
   const Enrolled node = enroll_node(first, "node1");
-  ca::store::Store second_store = open_store(db);
-  FakeDirectory second_directory;
-  Authority second(second_store, pki().signer(), second_directory, kXmpp);
-  // Both requests pass every check before either records: the store alone must decide.
-  Meeting meeting;
-  for (FakeDirectory* d : {&first.directory, &second_directory})
-    d->on_call = [&](const std::string& step) {
-      if (step == "add_member") meeting.arrive();
-    };
-  const std::string csr1 = csr_for(ec_key(), "node1"), csr2 = csr_for(ec_key(), "node1");
+  const std::string csrs[] = {csr_for(ec_key(), "node1"), csr_for(ec_key(), "node1")};
 
-  std::optional<Result<Issued>> r1, r2;
-  std::thread t1([&] { r1.emplace(first.authority.renew({csr1}, &node.cert, kNow)); });
-  std::thread t2([&] { r2.emplace(second.renew({csr2}, &node.cert, kNow)); });
-  t1.join();
-  t2.join();
-
-  REQUIRE(r1);
-  REQUIRE(r2);
-  REQUIRE(r1->has_value() != r2->has_value());
-  const Result<Issued>& won = r1->has_value() ? *r1 : *r2;
-  const Result<Issued>& lost = r1->has_value() ? *r2 : *r1;
+  const auto [r1, r2] = race(first, db, [&](Authority& a, int i) { return a.renew({csrs[i]}, &node.cert, kNow); });
+  REQUIRE(r1.has_value() != r2.has_value());
+  const Result<Issued>& won = r1.has_value() ? r1 : r2;
+  const Result<Issued>& lost = r1.has_value() ? r2 : r1;
   CHECK(lost.error().code == Errc::unauthorized);
   CHECK(first.current_serial("node1") == won->result.serial);
   CHECK(first.certificate(node.serial)->status == "superseded");

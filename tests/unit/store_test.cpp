@@ -245,6 +245,29 @@ TEST_CASE("store supersedes the previous certificate when a node enrolls again")
   CHECK((*node)->status == "active");
 }
 
+// Runs `attempt(first, "a")` and `attempt(second, "b")` at once on two connections to one
+// database; exactly one must succeed and the other be refused as unauthorized.
+template <class Attempt>
+void race(Store& first, Store& second, Attempt attempt) {
+  std::atomic<int> wins{0}, refusals{0}, other{0};
+  auto run = [&](Store& store, const char* side) {
+    auto r = attempt(store, side);
+    if (r)
+      ++wins;
+    else if (r.error().code == Errc::unauthorized)
+      ++refusals;
+    else
+      ++other;
+  };
+  std::thread a(run, std::ref(first), "a");
+  std::thread b(run, std::ref(second), "b");
+  a.join();
+  b.join();
+  REQUIRE(wins == 1);
+  REQUIRE(refusals == 1);
+  REQUIRE(other == 0);
+}
+
 TEST_CASE("store lets exactly one of two processes spend a single-use token") {
   TempDir dir;
   Store first = open_store(dir.db());
@@ -255,23 +278,9 @@ TEST_CASE("store lets exactly one of two processes spend a single-use token") {
   for (int round = 0; round < kRounds; ++round) {
     const std::string id = "round" + std::to_string(round);
     REQUIRE(first.add_token(token(id, 1)));
-    std::atomic<int> wins{0}, refusals{0}, other{0};
-    auto attempt = [&](Store& store, const std::string& serial) {
-      auto r = store.record_enrollment(id, certificate(serial, "node" + serial), kNow);
-      if (r)
-        ++wins;
-      else if (r.error().code == Errc::unauthorized)
-        ++refusals;
-      else
-        ++other;
-    };
-    std::thread a(attempt, std::ref(first), id + "a");
-    std::thread b(attempt, std::ref(second), id + "b");
-    a.join();
-    b.join();
-    REQUIRE(wins == 1);
-    REQUIRE(refusals == 1);
-    REQUIRE(other == 0);
+    race(first, second, [&](Store& store, const char* side) {
+      return store.record_enrollment(id, certificate(id + side, "node" + id + side), kNow);
+    });
     CHECK(has_certificate(first, id + "a") != has_certificate(second, id + "b"));
     CHECK(uses_left(second, id) == 0);
   }
@@ -391,23 +400,9 @@ TEST_CASE("store lets exactly one of two processes renew with the same certifica
     const std::string username = "node" + std::to_string(round);
     const std::string old_serial = "r" + std::to_string(round);
     REQUIRE(first.record_enrollment("t1", certificate(old_serial, username), kNow));
-    std::atomic<int> wins{0}, refusals{0}, other{0};
-    auto attempt = [&](Store& store, const std::string& serial) {
-      auto r = store.record_renewal(old_serial, certificate(serial, username), kNow);
-      if (r)
-        ++wins;
-      else if (r.error().code == Errc::unauthorized)
-        ++refusals;
-      else
-        ++other;
-    };
-    std::thread a(attempt, std::ref(first), old_serial + "a");
-    std::thread b(attempt, std::ref(second), old_serial + "b");
-    a.join();
-    b.join();
-    REQUIRE(wins == 1);
-    REQUIRE(refusals == 1);
-    REQUIRE(other == 0);
+    race(first, second, [&](Store& store, const char* side) {
+      return store.record_renewal(old_serial, certificate(old_serial + side, username), kNow);
+    });
     const bool a_won = has_certificate(second, old_serial + "a");
     CHECK(a_won != has_certificate(second, old_serial + "b"));
     CHECK((*second.find_node(username))->current_serial == old_serial + (a_won ? "a" : "b"));
