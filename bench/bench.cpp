@@ -3,6 +3,8 @@
 // bounded in count and in time. Prints one table and writes the same figures as JSON.
 //
 // Usage: evpn-bench OUTPUT.json [STORM_AGENTS (1000)] [STORM_PARALLEL (32)]
+// EVPN_BENCH_ONLY=ca (row 1) or EVPN_BENCH_ONLY=directory (rows 5 and 6) measures those rows alone
+// and prints their JSON: for profiling one part.
 
 #include "common/crypto/csr.hpp"
 #include "common/crypto/key.hpp"
@@ -23,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -536,6 +539,16 @@ int main(int argc, char** argv) {
     const std::string cpuinfo = test::read_file("/proc/cpuinfo");
     std::regex_search(cpuinfo, model, std::regex(R"(model name\s*:\s*([^\n]*))"));
     r["machine"] = {{"nproc", std::thread::hardware_concurrency()}, {"cpu", model.size() > 1 ? model[1].str() : ""}};
+    if (const char* only = std::getenv("EVPN_BENCH_ONLY")) {
+      if (std::string(only) == "ca")
+        r["ca"] = bench_ca(work.path());
+      else if (std::string(only) == "directory")
+        r["directory"] = bench_directory(storm_agents, storm_parallel);
+      else
+        throw std::runtime_error("EVPN_BENCH_ONLY must be ca or directory");
+      std::cout << r.dump(2) << "\n";
+      return 0;
+    }
     std::cerr << "[bench] openssl speed\n";
     r["speed"] = bench_speed();
     std::cerr << "[bench] evpn-ca serve (directory none)\n";
