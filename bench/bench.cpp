@@ -546,6 +546,7 @@ int main(int argc, char** argv) {
         r["directory"] = bench_directory(storm_agents, storm_parallel);
       else
         throw std::runtime_error("EVPN_BENCH_ONLY must be ca or directory");
+      std::ofstream(argv[1]) << r.dump(2) << "\n";
       std::cout << r.dump(2) << "\n";
       return 0;
     }

@@ -54,27 +54,26 @@ Result<Issued> Authority::issue(const crypto::Csr& csr, const std::string& usern
 
   auto cert = signer_.issue_node(csr.public_key(), {username, xmpp_.domain, group.lifetime}, now);
   if (!cert) return cert.error();
-  store::CertificateRecord cert_record{cert->serial_hex(), username,        group.name, cert->not_before(),
-                                       cert->not_after(),  cert->to_pem(), "active",   now};
+  store::CertificateRecord cert_record{cert->serial, username,        group.name, cert->not_before,
+                                       cert->not_after, std::move(cert->pem), "active", now};
   // Recording is the commit point: a concurrent request that won the race makes this one fail
   // here, and its certificate is never handed out.
   if (auto r = record(cert_record); !r) return r.error();
 
-  return render(*cert, username, group, now, now);
+  return render(cert_record, group, now);
 }
 
-Issued Authority::render(const crypto::Certificate& cert, const std::string& username,
-                         const store::GroupRecord& group, TimePoint issued_at, TimePoint now) const {
+Issued Authority::render(const store::CertificateRecord& cert, const store::GroupRecord& group, TimePoint now) const {
   Issued issued;
   auto& out = issued.result;
-  out.certificate = cert.to_pem();
+  out.certificate = cert.pem;
   out.root = signer_.root().to_pem();
-  out.serial = cert.serial_hex();
-  out.not_before = to_rfc3339(cert.not_before());
-  out.not_after = to_rfc3339(cert.not_after());
-  out.renew_after = to_rfc3339(issued_at + (cert.not_after() - issued_at) * 2 / 3);
+  out.serial = cert.serial;
+  out.not_before = to_rfc3339(cert.not_before);
+  out.not_after = to_rfc3339(cert.not_after);
+  out.renew_after = to_rfc3339(cert.issued_at + (cert.not_after - cert.issued_at) * 2 / 3);
   out.server_time = to_rfc3339(now);
-  out.node = {username, username + "@" + xmpp_.domain, group.name, group.overlay};
+  out.node = {cert.username, cert.username + "@" + xmpp_.domain, group.name, group.overlay};
   out.xmpp = {xmpp_.host, xmpp_.port, xmpp_.domain, "starttls"};
   return issued;
 }
@@ -145,13 +144,13 @@ Result<std::optional<Issued>> Authority::replay(const store::TokenRecord& record
   if (!earlier) return earlier.error();
   if (!*earlier || (*earlier)->not_after <= now) return std::optional<Issued>();
   auto cert = crypto::Certificate::from_pem((*earlier)->pem);
-  if (!cert || crypto::public_key_der(cert->public_key()) != crypto::public_key_der(csr.public_key()))
+  if (!cert || EVP_PKEY_eq(cert->public_key(), csr.public_key()) != 1)
     return std::optional<Issued>();
   auto group = store_.find_group((*earlier)->group);
   if (!group) return group.error();
   if (!*group) return std::optional<Issued>();
   spdlog::info("enrollment for token {} repeated: answering certificate {} again", record.id, (*earlier)->serial);
-  Issued issued = render(*cert, username, **group, (*earlier)->issued_at, now);
+  Issued issued = render(**earlier, **group, now);
   issued.token_id = record.id;
   return std::optional<Issued>(std::move(issued));
 }
@@ -182,7 +181,7 @@ Result<Issued> Authority::renew(const protocol::RenewRequest& request, const cry
   if (!cn) return cn.error();
   if (*cn != username)
     return fail(Errc::invalid_request, "the CSR's CN '" + *cn + "' must equal the certificate's CN '" + username + "'");
-  if (crypto::public_key_der(csr->public_key()) == crypto::public_key_der(current->public_key()))
+  if (current->public_key() && EVP_PKEY_eq(csr->public_key(), current->public_key()) == 1)
     return fail(Errc::invalid_request, "the CSR must carry a new key, not the one of the current certificate");
 
   auto group = store_.find_group((*known)->group);

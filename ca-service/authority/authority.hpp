@@ -94,8 +94,8 @@ class Authority {
   // was lost), or nullopt.
   Result<std::optional<Issued>> replay(const store::TokenRecord& record, const enrollment::TokenParts& token,
                                        const crypto::Csr& csr, const std::string& username, TimePoint now);
-  Issued render(const crypto::Certificate& cert, const std::string& username, const store::GroupRecord& group,
-                TimePoint issued_at, TimePoint now) const;
+  // The answer for the certificate `cert` of `group`, as recorded.
+  Issued render(const store::CertificateRecord& cert, const store::GroupRecord& group, TimePoint now) const;
 
   store::Store& store_;
   const signing::Signer& signer_;

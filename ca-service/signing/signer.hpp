@@ -44,6 +44,16 @@ struct RevokedCertificate {
   std::string reason;  // a name from revocation_reasons
 };
 
+// A node certificate as issued: its encoding and the fields the store records. It is not a
+// crypto::Certificate because OpenSSL 3.0 would have to decode the subject's key again to make one
+// (see set_public_key in signer.cpp); Certificate::from_pem(pem) makes one where it is needed.
+struct IssuedCertificate {
+  std::string pem;
+  std::string serial;  // lower-case hex, as Certificate::serial_hex() gives it
+  TimePoint not_before;
+  TimePoint not_after;
+};
+
 class Signer {
  public:
   Signer(crypto::Key ca_key, crypto::Certificate root);
@@ -54,8 +64,7 @@ class Signer {
 
   // A node certificate: CN=<username>, exactly one xmppAddr SAN <username>@<domain>, clientAuth,
   // random 128-bit serial, notBefore = now - 5 min. Only `subject_key` is taken from the request.
-  Result<crypto::Certificate> issue_node(EVP_PKEY* subject_key, const NodeProfile& profile,
-                                         TimePoint now) const;
+  Result<IssuedCertificate> issue_node(EVP_PKEY* subject_key, const NodeProfile& profile, TimePoint now) const;
 
   // A TLS server certificate (serverAuth) for DNS names and IP literals in `names`; the first name
   // is the CN.
@@ -72,10 +81,11 @@ class Signer {
   const crypto::Certificate& root() const noexcept { return root_; }
 
  private:
-  // An end-entity certificate under the root: CN, CA:FALSE, keyUsage for the key's type, the one
-  // extendedKeyUsage given, SKI/AKI and exactly `alt_names` as subjectAltName.
-  Result<crypto::Certificate> issue_leaf(EVP_PKEY* subject_key, const std::string& cn, const char* extended_key_usage,
-                                         GENERAL_NAMES* alt_names, std::chrono::seconds lifetime, TimePoint now) const;
+  // Makes `cert` (built by new_certificate, with the subject's key set) an end-entity certificate
+  // under the root: CA:FALSE, keyUsage for the key's type, the one extendedKeyUsage given, SKI/AKI
+  // and exactly `alt_names` as subjectAltName; then signs it.
+  Result<crypto::X509Ptr> issue_leaf(crypto::X509Ptr cert, EVP_PKEY* subject_key, const char* extended_key_usage,
+                                     GENERAL_NAMES* alt_names) const;
 
   crypto::Key key_;
   crypto::Certificate root_;

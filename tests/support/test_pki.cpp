@@ -26,9 +26,9 @@ TestPki::TestPki() : signer_(make_signer()) {}
 
 TestPki::Pair TestPki::node(const std::string& username, const std::string& domain, crypto::KeyType type) const {
   auto key = value_or_throw(crypto::Key::generate(type), "node key");
-  auto cert = value_or_throw(
+  auto issued = value_or_throw(
       signer_.issue_node(key.get(), {username, domain, std::chrono::hours(24)}, now_seconds()), "node certificate");
-  return {std::move(key), std::move(cert)};
+  return {std::move(key), value_or_throw(crypto::Certificate::from_pem(issued.pem), "node certificate")};
 }
 
 TestPki::Pair TestPki::server(const std::vector<std::string>& names) const {

@@ -158,23 +158,20 @@ std::string csr_with_empty_cn(const crypto::Key& key) {
                                      reinterpret_cast<const unsigned char*>(""), 0, -1, 0) == 1);
   REQUIRE(X509_REQ_set_pubkey(req.get(), key.get()) == 1);
   REQUIRE(X509_REQ_sign(req.get(), key.get(), EVP_sha256()) > 0);
-  return crypto::Csr(std::move(req)).to_pem();
+  unsigned char* der = nullptr;
+  const int len = i2d_X509_REQ(req.get(), &der);
+  REQUIRE(len > 0);
+  const std::string bytes(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
+  OPENSSL_free(der);
+  return ok(crypto::Csr::from_der(bytes)).to_pem();
 }
 
 // A CSR whose signature no longer matches its content: the last DER byte (part of the ECDSA
 // signature's s value) is flipped.
 std::string with_corrupted_signature(const std::string& csr_pem) {
-  auto csr = ok(crypto::Csr::from_pem(csr_pem));
-  unsigned char* der = nullptr;
-  const int len = i2d_X509_REQ(csr.get(), &der);
-  REQUIRE(len > 0);
-  std::string bytes(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
-  OPENSSL_free(der);
+  std::string bytes = ok(crypto::Csr::from_pem(csr_pem)).der();
   bytes.back() = static_cast<char>(bytes.back() ^ 0x01);
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  crypto::X509Req corrupted(d2i_X509_REQ(nullptr, &p, len));
-  REQUIRE(corrupted);
-  return crypto::Csr(std::move(corrupted)).to_pem();
+  return ok(crypto::Csr::from_der(bytes)).to_pem();
 }
 
 // Lets two threads continue only once both have arrived; the timeout only keeps a bug from hanging

@@ -33,7 +33,9 @@ const TimePoint issued = evpn::from_unix(1'800'000'000);
 evpn::crypto::Certificate certificate(std::chrono::seconds lifetime) {
   static const evpn::test::TestPki pki;
   auto key = evpn::crypto::Key::generate(evpn::crypto::KeyType::ec_p256);
-  auto cert = pki.signer().issue_node(key->get(), {"node1", "evpn.test", lifetime}, issued);
+  auto node = pki.signer().issue_node(key->get(), {"node1", "evpn.test", lifetime}, issued);
+  REQUIRE(node.has_value());
+  auto cert = evpn::crypto::Certificate::from_pem(node->pem);
   REQUIRE(cert.has_value());
   return std::move(*cert);
 }

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -40,7 +41,8 @@ T take(Result<T> r) {
   return std::move(*r);
 }
 
-void check_refused(const Result<void>& r, Errc code, const std::string& detail_part) {
+template <class T>
+void check_refused(const Result<T>& r, Errc code, const std::string& detail_part) {
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().code == code);
   INFO(r.error().detail);
@@ -68,9 +70,14 @@ struct Issued {
   Certificate cert;
 };
 
+// A node certificate of `signer` for a new key, parsed back from what the signer issued.
+Certificate issue_for(const Signer& signer, const Key& key, const NodeProfile& profile) {
+  return take(Certificate::from_pem(take(signer.issue_node(key.get(), profile, fixed_now)).pem));
+}
+
 Issued issue_node(const Signer& signer, KeyType type = KeyType::ec_p256) {
   auto key = take(Key::generate(type));
-  auto cert = take(signer.issue_node(key.get(), NodeProfile{"node1", "evpn.test", node_lifetime}, fixed_now));
+  auto cert = issue_for(signer, key, NodeProfile{"node1", "evpn.test", node_lifetime});
   return {std::move(key), std::move(cert)};
 }
 
@@ -109,9 +116,10 @@ std::string string_of(const ASN1_STRING* s) {
                      static_cast<std::size_t>(ASN1_STRING_length(s)));
 }
 
-std::string csr_der(const Csr& csr) {
+// The DER of an X509_REQ built with OpenSSL directly (for requests Csr::create cannot make).
+std::string der_of(X509_REQ* req) {
   unsigned char* der = nullptr;
-  const int len = i2d_X509_REQ(csr.get(), &der);
+  const int len = i2d_X509_REQ(req, &der);
   REQUIRE(len > 0);
   std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
   OPENSSL_free(der);
@@ -140,7 +148,7 @@ Csr csr_with_cns(const Key& key, const std::vector<std::string>& cns) {
   REQUIRE(X509_REQ_set_subject_name(req.get(), name.get()) == 1);
   REQUIRE(X509_REQ_set_pubkey(req.get(), key.get()) == 1);
   REQUIRE(X509_REQ_sign(req.get(), key.get(), EVP_sha256()) > 0);
-  return take(Csr::from_pem(Csr(std::move(req)).to_pem()));
+  return take(Csr::from_der(der_of(req.get())));
 }
 
 // A trust store holding a fresh copy of `root`, as a relying party would parse it.
@@ -254,6 +262,40 @@ TEST_CASE("a CSR survives to_pem and from_pem with its CN, public key and valid 
   }
 }
 
+TEST_CASE("Csr::from_der refuses bytes after the request and versions other than 1") {
+  auto key = take(Key::generate(KeyType::ec_p256));
+  const std::string der = take(Csr::create(key, "node1")).der();
+  check_refused(Csr::from_der(der + std::string(1, '\0')), Errc::invalid_request, "not a certificate request");
+
+  X509Req req(X509_REQ_new());
+  REQUIRE(X509_REQ_set_version(req.get(), 1) == 1);
+  REQUIRE(X509_REQ_set_pubkey(req.get(), key.get()) == 1);
+  REQUIRE(X509_REQ_sign(req.get(), key.get(), EVP_sha256()) > 0);
+  check_refused(Csr::from_der(der_of(req.get())), Errc::invalid_request, "version 1");
+}
+
+TEST_CASE("an EC key keeps its curve and point encoding from the CSR into the node certificate") {
+  auto signer = make_signer();
+  for (const char* curve : {"P-256", "P-384"}) {
+    for (const char* format : {"uncompressed", "compressed"}) {
+      INFO(curve << " " << format);
+      PKey raw = raw_key("EC", curve);
+      REQUIRE(EVP_PKEY_set_utf8_string_param(raw.get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, format) == 1);
+      Key key(std::move(raw));
+      auto csr = take(Csr::from_pem(take(Csr::create(key, "node1")).to_pem()));
+      CHECK(csr.verify_signature().has_value());
+      CHECK(EVP_PKEY_eq(csr.public_key(), key.get()) == 1);
+      auto cert = issue_for(signer, key, NodeProfile{"node1", "evpn.test", node_lifetime});
+      CHECK(cert.matches(key));
+      // The certificate's subjectPublicKeyInfo is the CSR's: same algorithm, same point bytes.
+      const auto* p = reinterpret_cast<const unsigned char*>(csr.der().data());
+      X509Req parsed(d2i_X509_REQ(nullptr, &p, static_cast<long>(csr.der().size())));
+      REQUIRE(parsed);
+      CHECK(X509_PUBKEY_eq(X509_get_X509_PUBKEY(cert.get()), X509_REQ_get_X509_PUBKEY(parsed.get())) == 1);
+    }
+  }
+}
+
 TEST_CASE("a CSR keeps a UTF-8 common name intact") {
   auto key = take(Key::generate(KeyType::ec_p256));
   auto csr = take(Csr::from_pem(take(Csr::create(key, "n\xC3\xB6" "de")).to_pem()));
@@ -262,7 +304,7 @@ TEST_CASE("a CSR keeps a UTF-8 common name intact") {
 
 TEST_CASE("a CSR whose signature bytes were altered fails verify_signature") {
   auto key = take(Key::generate(KeyType::ec_p256));
-  std::string der = csr_der(take(Csr::create(key, "node1")));
+  std::string der = take(Csr::create(key, "node1")).der();
   // The DER ends with the signature BIT STRING, so the last byte belongs to the signature.
   der.back() = static_cast<char>(der.back() ^ 0x01);
   auto csr = take(Csr::from_pem(pem_armour("CERTIFICATE REQUEST", der)));
@@ -272,12 +314,15 @@ TEST_CASE("a CSR whose signature bytes were altered fails verify_signature") {
 
 TEST_CASE("a CSR whose subject was changed after signing fails verify_signature") {
   auto key = take(Key::generate(KeyType::ec_p256));
-  auto csr = take(Csr::create(key, "node1"));
+  auto signed_der = take(Csr::create(key, "node1")).der();
+  const auto* p = reinterpret_cast<const unsigned char*>(signed_der.data());
+  X509Req req(d2i_X509_REQ(nullptr, &p, static_cast<long>(signed_der.size())));
+  REQUIRE(req);
   X509Name admin(X509_NAME_new());
   REQUIRE(X509_NAME_add_entry_by_txt(admin.get(), "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("admin"),
                                      -1, -1, 0) == 1);
-  REQUIRE(X509_REQ_set_subject_name(csr.get(), admin.get()) == 1);
-  auto altered = take(Csr::from_pem(csr.to_pem()));
+  REQUIRE(X509_REQ_set_subject_name(req.get(), admin.get()) == 1);
+  auto altered = take(Csr::from_pem(pem_armour("CERTIFICATE REQUEST", der_of(req.get()))));
   CHECK(take(altered.common_name()) == "admin");
   check_refused(altered.verify_signature(), Errc::invalid_request, "signature does not verify");
 }
@@ -405,7 +450,7 @@ TEST_CASE("node certificate serials are positive, 128 random bits and differ bet
   std::set<std::string> serials;
   int widest = 0;
   for (int i = 0; i < 8; ++i) {
-    auto cert = take(signer.issue_node(key.get(), NodeProfile{"node1", "evpn.test", node_lifetime}, fixed_now));
+    auto cert = issue_for(signer, key, NodeProfile{"node1", "evpn.test", node_lifetime});
     BigNum serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr));
     REQUIRE(serial);
     CHECK_FALSE(BN_is_negative(serial.get()));
@@ -429,8 +474,7 @@ TEST_CASE("a node certificate is an X.509 v3 certificate valid from five minutes
   CHECK(to_unix(node.cert.not_after()) == to_unix(fixed_now + node_lifetime));
 
   auto key = take(Key::generate(KeyType::ec_p256));
-  auto week = take(signer.issue_node(key.get(), NodeProfile{"node2", "evpn.test", std::chrono::hours(7 * 24)},
-                                     fixed_now));
+  auto week = issue_for(signer, key, NodeProfile{"node2", "evpn.test", std::chrono::hours(7 * 24)});
   CHECK(to_unix(week.not_after()) == to_unix(fixed_now) + 7 * 86400);
 }
 

@@ -16,8 +16,10 @@ crypto::Certificate issued_with(std::chrono::seconds lifetime) {
   static const test::TestPki pki;
   auto key = crypto::Key::generate(crypto::KeyType::ec_p256);
   REQUIRE(key);
-  auto cert = pki.signer().issue_node(key->get(), {"node1", "example.test", lifetime}, kIssued);
-  INFO((cert ? std::string() : cert.error().detail));
+  auto issued = pki.signer().issue_node(key->get(), {"node1", "example.test", lifetime}, kIssued);
+  INFO((issued ? std::string() : issued.error().detail));
+  REQUIRE(issued);
+  auto cert = crypto::Certificate::from_pem(issued->pem);
   REQUIRE(cert);
   return std::move(*cert);
 }
