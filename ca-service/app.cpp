@@ -215,7 +215,9 @@ Result<void> serve(const ServeOptions& o) {
   server.key_pem = std::move(*tls_key);
   server.client_ca_pem = ca.signer.root().to_pem();
   server.max_connections = ca.config.max_connections;
-  server.worker_threads = std::max(2u, std::thread::hardware_concurrency());
+  // More workers than cores: a worker waits on the XMPP directory (tens of milliseconds per
+  // enrollment) and for its batch's commit, and only waiting writers can share a commit.
+  server.worker_threads = std::max(16u, 4 * std::thread::hardware_concurrency());
   spdlog::info("CA root fingerprint {}; XMPP domain {}; directory {}", ca.signer.root().fingerprint_sha256(),
                ca.config.xmpp.domain, ca.config.directory.type);
   // A thread of its own rather than the request workers: a directory that is down makes each

@@ -1,6 +1,6 @@
 #pragma once
 // The HTTPS server: the only code that touches sockets. One coroutine per connection on one
-// I/O thread; handlers run on a small worker pool so that signing and fsync never stall I/O.
+// I/O thread; handlers run on a worker pool so that signing, fsync and the directory never stall I/O.
 // Every handshake, request read, answer write and shutdown has one deadline (io_timeout) for
 // the whole step; bodies over the limit get 413, headers over their limits 431, malformed HTTP 400.
 

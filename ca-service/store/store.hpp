@@ -1,13 +1,15 @@
 #pragma once
 // The CA's durable state in SQLite (WAL, synchronous=FULL). The only code that sees sqlite3.h.
-// Thread-safe: one connection guarded by a mutex. Several processes (serve and the admin
-// commands) may use the same file at once; writers wait up to a few seconds for each other.
+// Thread-safe: one connection writes and another reads, each guarded by a mutex; enrollments and
+// renewals that arrive together are committed together (one fsync). Several processes (serve and
+// the admin commands) may use the same file at once; writers wait up to a few seconds for each other.
 
 #include "common/result.hpp"
 #include "common/time.hpp"
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,9 +17,10 @@
 #include <string>
 #include <vector>
 
-struct sqlite3;
-
 namespace evpn::ca::store {
+
+class Connection;
+struct PendingWrite;
 
 struct GroupRecord {
   std::string name;
@@ -163,9 +166,17 @@ class Store {
   Result<std::map<std::string, int>> certificates_per_token();
 
  private:
-  explicit Store(sqlite3* db);
-  sqlite3* db_ = nullptr;
-  std::unique_ptr<std::mutex> mutex_;
+  struct State;
+  explicit Store(std::unique_ptr<State> state);
+
+  // Runs `write` inside a transaction shared with the writes other threads submit meanwhile (group
+  // commit): each runs in its own savepoint, so one that fails is undone alone, and one COMMIT
+  // makes the batch durable before any of its writers returns. The calling thread either commits
+  // the batch itself or waits for the thread that does.
+  Result<void> write_batched(const std::function<Result<void>(Connection&)>& write);
+  std::vector<Result<void>> commit_batch(const std::vector<PendingWrite*>& batch);
+
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace evpn::ca::store

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -312,6 +313,42 @@ TEST_CASE("store issues exactly N certificates for a token with N uses under 2N 
   for (int i = 0; i < 2 * kUses; ++i) certificates += has_certificate(stores[1], std::to_string(i)) ? 1 : 0;
   CHECK(certificates == kUses);
   CHECK(uses_left(stores[1], "shared") == 0);
+}
+
+TEST_CASE("store commits concurrent enrollments together and undoes only those that fail") {
+  // Enrollments that arrive together share one transaction (group commit); each must still succeed
+  // or fail on its own, and a failed one must leave no trace, not even its spent token use.
+  TempDir dir;
+  Store store = open_store(dir.db());
+  seed(store, {token("shared", 100)});
+  constexpr int kUnique = 12, kDuplicates = 4;
+  std::atomic<int> wins{0}, conflicts{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kUnique + kDuplicates; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string serial = i < kUnique ? "s" + std::to_string(i) : "dup";
+      auto r = store.record_enrollment("shared", certificate(serial, "node" + std::to_string(i)), kNow);
+      if (r)
+        ++wins;
+      else if (r.error().code == Errc::conflict)
+        ++conflicts;
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  CHECK(wins == kUnique + 1);
+  CHECK(conflicts == kDuplicates - 1);
+  CHECK(uses_left(store, "shared") == 100 - (kUnique + 1));
+  auto nodes = store.list_nodes();
+  REQUIRE(nodes);
+  CHECK(nodes->size() == kUnique + 1);
+  auto audit = store.list_audit();
+  REQUIRE(audit);
+  CHECK(std::count_if(audit->begin(), audit->end(), [](const auto& e) { return e.action == "enroll"; }) ==
+        kUnique + 1);
+  // What one connection committed, a fresh one reads back from the file.
+  Store reopened = open_store(dir.db());
+  CHECK(uses_left(reopened, "shared") == 100 - (kUnique + 1));
 }
 
 TEST_CASE("store renewal supersedes the current certificate and makes the new one current") {
