@@ -56,8 +56,8 @@ void CsrAsn1Free::operator()(CsrAsn1* csr) const noexcept {
 
 namespace {
 
-constexpr const char* kNotACsr =
-    "the CSR is not a certificate request (PEM -----BEGIN CERTIFICATE REQUEST----- of a PKCS#10 structure)";
+constexpr const char* kNotPem = "the CSR is not a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----)";
+constexpr const char* kNotDer = "the CSR is not one DER PKCS#10 certificate request";
 
 std::string key_info_der(const CsrKeyInfo* info) {
   unsigned char* der = nullptr;
@@ -129,22 +129,24 @@ Result<Csr> Csr::from_pem(std::string_view pem) {
   unsigned char* data = nullptr;
   long len = 0;
   if (!bio || PEM_bytes_read_bio(&data, &len, nullptr, PEM_STRING_X509_REQ, bio.get(), nullptr, nullptr) != 1)
-    return openssl_failure(Errc::invalid_request, kNotACsr);
+    return openssl_failure(Errc::invalid_request, kNotPem);
   std::string der(reinterpret_cast<char*>(data), static_cast<std::size_t>(len));
   OPENSSL_free(data);
-  return from_der(der);
+  return parse(std::move(der), kNotPem);
 }
 
-Result<Csr> Csr::from_der(std::string_view der) {
+Result<Csr> Csr::from_der(std::string_view der) { return parse(std::string(der), kNotDer); }
+
+Result<Csr> Csr::parse(std::string der, const char* not_a_csr) {
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
   std::unique_ptr<CsrAsn1, CsrAsn1Free> parsed(reinterpret_cast<CsrAsn1*>(
       ASN1_item_d2i(nullptr, &p, static_cast<long>(der.size()), ASN1_ITEM_rptr(CsrAsn1))));
   if (!parsed || p != reinterpret_cast<const unsigned char*>(der.data() + der.size()))
-    return openssl_failure(Errc::invalid_request, kNotACsr);
+    return openssl_failure(Errc::invalid_request, not_a_csr);
   if (ASN1_INTEGER_get(parsed->info->version) != 0)
     return fail(Errc::invalid_request, "the CSR is not a version 1 PKCS#10 request: only version 1 exists");
   PKey key = decode_key(parsed->info->key_info);
-  return Csr(std::string(der), std::move(parsed), std::move(key));
+  return Csr(std::move(der), std::move(parsed), std::move(key));
 }
 
 std::string Csr::to_pem() const {

@@ -37,6 +37,8 @@ class Csr {
   EVP_PKEY* public_key() const noexcept { return key_.get(); }
 
  private:
+  // Parses DER; `not_a_csr` is the message when it is no PKCS#10 request.
+  static Result<Csr> parse(std::string der, const char* not_a_csr);
   Csr(std::string der, std::unique_ptr<CsrAsn1, CsrAsn1Free> parsed, PKey key);
 
   std::string der_;

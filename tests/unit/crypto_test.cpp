@@ -265,7 +265,7 @@ TEST_CASE("a CSR survives to_pem and from_pem with its CN, public key and valid 
 TEST_CASE("Csr::from_der refuses bytes after the request and versions other than 1") {
   auto key = take(Key::generate(KeyType::ec_p256));
   const std::string der = take(Csr::create(key, "node1")).der();
-  check_refused(Csr::from_der(der + std::string(1, '\0')), Errc::invalid_request, "not a certificate request");
+  check_refused(Csr::from_der(der + std::string(1, '\0')), Errc::invalid_request, "not one DER PKCS#10 certificate request");
 
   X509Req req(X509_REQ_new());
   REQUIRE(X509_REQ_set_version(req.get(), 1) == 1);
