@@ -1,6 +1,6 @@
 #include "agent/ca_client.hpp"
 
-#include "common/log.hpp"
+#include "agent/log.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -76,7 +76,7 @@ Result<CaClient> CaClient::pin(const std::string& ca_url, const std::string& fin
   if (!roots) return with_context(roots.error(), "GET /v1/roots");
   for (auto& root : *roots)
     if (root.fingerprint_sha256() == pinned) {
-      spdlog::debug("pinned CA root {}", pinned);
+      log::debug("pinned CA root " + pinned);
       net::ClientTls tls = trusting(root);
       return CaClient(std::move(*base), std::move(root), std::move(tls), timeout);
     }

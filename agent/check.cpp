@@ -8,11 +8,10 @@
 
 #include <openssl/crypto.h>
 #include <openssl/x509v3.h>
-#include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
+#include <cstdio>
 #include <initializer_list>
 #include <iostream>
 #include <optional>
@@ -250,7 +249,9 @@ CheckResult check_key_mode(const stdfs::path& key_file) {
   const auto status = stdfs::status(key_file, ec);
   if (ec || !stdfs::exists(status)) return not_checked("key-mode", "cannot stat " + key_file.string());
   const auto mode = status.permissions() & perms::mask;
-  const std::string octal = fmt::format("{:04o}", static_cast<unsigned>(mode));
+  char octal_text[8];
+  std::snprintf(octal_text, sizeof octal_text, "%04o", static_cast<unsigned>(mode));
+  const std::string octal = octal_text;
   const Json data{{"mode", octal}};
   if (mode == (perms::owner_read | perms::owner_write)) return {"key-mode", CheckStatus::ok, octal, data};
   // Any access by group or others exposes the private key: that needs action now. A mode that
@@ -347,9 +348,11 @@ std::string format_text(const HealthReport& report) {
       const seconds left(e->data["seconds_left"].get<long long>());
       summary += left.count() > 0 ? ", " + describe(left) + " left" : ", expired";
     }
+    // Rounds by hand (a duration is never negative): std::lround alone would map libm into the agent.
     if (const auto* l = find_check(report, "xmpp-login"))
       summary += l->status == CheckStatus::ok
-                     ? ", login " + std::to_string(std::lround(l->data["seconds"].get<double>() * 1000)) + " ms"
+                     ? ", login " + std::to_string(static_cast<long long>(l->data["seconds"].get<double>() * 1000 + 0.5)) +
+                           " ms"
                      : ", login failed";
     std::string problems;
     for (const auto& c : report.checks)
@@ -358,8 +361,12 @@ std::string format_text(const HealthReport& report) {
     summary += problems;
   }
   std::string out = summary + "\n";
-  for (const auto& c : report.checks)
-    out += fmt::format("{:<9}{:<12} {}\n", convert_case(to_string(c.status), std::toupper), c.name, c.message);
+  for (const auto& c : report.checks) {
+    char columns[64];
+    std::snprintf(columns, sizeof columns, "%-9s%-12s ", convert_case(to_string(c.status), std::toupper).c_str(),
+                  c.name.c_str());
+    out += columns + c.message + "\n";
+  }
   return out;
 }
 
@@ -391,8 +398,9 @@ std::string format_metrics(const HealthReport& report) {
   if (const auto* l = find_check(report, "xmpp-login")) {
     gauge("evpn_agent_login_ok", "1 when the last SASL EXTERNAL login check succeeded, else 0.",
           l->status == CheckStatus::ok ? "1" : "0");
-    gauge("evpn_agent_login_seconds", "How long the last XMPP login check took, in seconds.",
-          fmt::format("{:.3f}", l->data["seconds"].get<double>()));
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.3f", l->data["seconds"].get<double>());
+    gauge("evpn_agent_login_seconds", "How long the last XMPP login check took, in seconds.", seconds);
   }
   gauge("evpn_agent_check_status", "Result of evpn-agent check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
         std::to_string(static_cast<int>(report.status())));

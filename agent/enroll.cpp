@@ -6,7 +6,7 @@
 #include "agent/system_trust.hpp"
 #include "common/crypto/csr.hpp"
 #include "common/fs/atomic_file.hpp"
-#include "common/log.hpp"
+#include "agent/log.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -82,7 +82,7 @@ Outcome<Enrolled> enroll(const EnrollOptions& o) {
   // Refuse a broken EdgeVPN config before the token is spent, not after.
   if (auto r = check_config_file(o.evio_config); !r) return Failure{exit_local, r.error()};
 
-  spdlog::info("pinning the CA root at {}", o.ca_url);
+  log::info("pinning the CA root at " + o.ca_url);
   auto ca = CaClient::pin(o.ca_url, o.fingerprint, o.timeout);
   if (!ca) return Failure{exit_for_ca(ca.error()), ca.error()};
 
@@ -90,7 +90,7 @@ Outcome<Enrolled> enroll(const EnrollOptions& o) {
   if (!key) return Failure{exit_local, key.error()};
   auto csr = crypto::Csr::create(*key, o.username);
   if (!csr) return Failure{exit_local, csr.error()};
-  spdlog::info("requesting a certificate for {} ({} key)", o.username, o.key_type);
+  log::info("requesting a certificate for " + o.username + " (" + o.key_type + " key)");
   auto answer = ca->enroll({o.token, csr->to_pem()});
   if (!answer) return Failure{exit_for_ca(answer.error()), answer.error()};
 

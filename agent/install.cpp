@@ -2,7 +2,7 @@
 
 #include "agent/evio_config.hpp"
 #include "agent/test_hook.hpp"
-#include "common/log.hpp"
+#include "agent/log.hpp"
 
 namespace evpn::agent {
 
@@ -66,7 +66,7 @@ Outcome<Installed> activate(const StagedPair& pair, NodeState state, const Activ
   login.key_file = pair.key_file;
   login.ca_file = how.xmpp_ca.empty() ? pair.root_file : std::filesystem::path(how.xmpp_ca);
   login.deadline = how.login_deadline;
-  spdlog::info("verifying SASL EXTERNAL login as {} at {}:{}", login.jid, login.host, login.port);
+  log::info("verifying SASL EXTERNAL login as " + login.jid + " at " + login.host + ":" + std::to_string(login.port));
   LoginReport report = verify_login(login);
   if (!report.ok()) {
     if (!how.keep_on_failure) files.discard(pair);

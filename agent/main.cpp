@@ -4,7 +4,7 @@
 #include "agent/check.hpp"
 #include "agent/enroll.hpp"
 #include "agent/renew.hpp"
-#include "common/log.hpp"
+#include "agent/log.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
     if (app.exit(e) == 0) return exit_ok;
     return check_cmd->parsed() ? static_cast<int>(CheckStatus::unknown) : exit_usage;
   }
-  evpn::init_logging("evpn-agent", log_level);
+  log::set_level(log_level);
   try {
     if (*renew_cmd) {
       renew.timeout = std::chrono::seconds(renew_timeout_s);
@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
       return run_check(check);
     }
   } catch (const std::exception& e) {
-    spdlog::critical("unexpected failure: {}", e.what());
+    log::critical(std::string("unexpected failure: ") + e.what());
     return exit_local;
   }
   return exit_usage;

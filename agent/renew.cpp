@@ -7,7 +7,7 @@
 #include "agent/renewal.hpp"
 #include "common/crypto/csr.hpp"
 #include "common/fs/atomic_file.hpp"
-#include "common/log.hpp"
+#include "agent/log.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -146,7 +146,7 @@ Outcome<Installed> attempt(const Current& current, const RenewOptions& o) {
   NodeFiles files(o.state_dir);
   auto interrupted = find_interrupted(current, files);
   if (!interrupted) return renew_once(current, o);
-  spdlog::info("finishing an interrupted renewal: certificate {}", interrupted->pair.serial);
+  log::info("finishing an interrupted renewal: certificate " + interrupted->pair.serial);
   NodeState state = current.state;
   state.serial = interrupted->pair.serial;
   state.not_after = to_rfc3339(interrupted->cert.not_after());
@@ -164,8 +164,8 @@ Outcome<Installed> renew_with_retries(const Current& current, const RenewOptions
     if (result || result.error().code != exit_transient) return result;
     const auto jitter = std::chrono::milliseconds(std::uniform_int_distribution<long>(0, delay.count() / 2)(rng));
     if (std::chrono::steady_clock::now() + delay + jitter > give_up) return result;
-    spdlog::warn("renewal attempt {} failed ({}); retrying in {} ms", attempts, result.error().error.detail,
-                 (delay + jitter).count());
+    log::warn("renewal attempt " + std::to_string(attempts) + " failed (" + result.error().error.detail +
+              "); retrying in " + std::to_string((delay + jitter).count()) + " ms");
     std::this_thread::sleep_for(delay + jitter);
     delay = std::min(delay * 2, std::chrono::duration_cast<std::chrono::milliseconds>(max_retry));
   }

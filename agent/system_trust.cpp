@@ -10,7 +10,7 @@
 
 #include "common/crypto/certificate.hpp"
 #include "common/fs/atomic_file.hpp"
-#include "common/log.hpp"
+#include "agent/log.hpp"
 
 extern char** environ;
 
@@ -57,8 +57,8 @@ Result<std::filesystem::path> install_system_root(std::string_view root_pem, con
   if (dir == default_system_trust_dir) {
     if (auto r = update_ca_certificates(); !r) return r.error();
   } else {
-    spdlog::info("wrote {}; not running update-ca-certificates for a directory other than {}", file.string(),
-                 default_system_trust_dir.string());
+    log::info("wrote " + file.string() + "; not running update-ca-certificates for a directory other than " +
+              default_system_trust_dir.string());
   }
   return file;
 }

@@ -1,7 +1,7 @@
 #include "agent/xmpp_login.hpp"
 
 #include "common/crypto/handle.hpp"
-#include "common/log.hpp"
+#include "agent/log.hpp"
 
 #include <strophe.h>
 #include <unistd.h>
@@ -105,7 +105,7 @@ std::string describe_sasl_failure(std::string_view xml) {
 // user stanza handlers are allowed to run, so the log is also where the server's reason is.
 void on_log(void* userdata, xmpp_log_level_t level, const char* area, const char* msg) {
   auto& a = *static_cast<Attempt*>(userdata);
-  spdlog::debug("libstrophe {}: {}", area, msg);
+  if (log::enabled(log::Level::debug)) log::debug(std::string("libstrophe ") + area + ": " + msg);
   const std::string_view m(msg);
   if (level == XMPP_LEVEL_ERROR) a.last_error = msg;
   // A refused TCP connection reaches the connection handler with error 0; only the log has errno.
@@ -305,13 +305,13 @@ LoginReport verify_login(const LoginOptions& options) {
   }
   attempt.report.elapsed =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  const std::string took = std::to_string(attempt.report.elapsed.count()) + " ms";
   if (attempt.report.error) {
-    spdlog::debug("XMPP login as {} at {} failed after {} ms: {}", options.jid, attempt.endpoint(),
-                  attempt.report.elapsed.count(), attempt.report.error->detail);
+    log::debug("XMPP login as " + options.jid + " at " + attempt.endpoint() + " failed after " + took + ": " +
+               attempt.report.error->detail);
   } else {
-    spdlog::debug("XMPP login as {} at {} succeeded with SASL {} in {} ms, bound to {}",
-                  options.jid, attempt.endpoint(), attempt.report.mechanism,
-                  attempt.report.elapsed.count(), attempt.report.bound_jid);
+    log::debug("XMPP login as " + options.jid + " at " + attempt.endpoint() + " succeeded with SASL " +
+               attempt.report.mechanism + " in " + took + ", bound to " + attempt.report.bound_jid);
   }
   return attempt.report;
 }
