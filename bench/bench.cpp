@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -144,8 +145,15 @@ class KeepAliveClient {
   beast::flat_buffer buffer_;
 };
 
+// CPU seconds this process (the load-generating clients) has used so far.
+double own_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+}
+
 struct RunStats {
-  double per_second = 0, p50_ms = 0, p99_ms = 0, cores = 0;
+  double per_second = 0, p50_ms = 0, p99_ms = 0, cores = 0, client_cores = 0;
   int ok = 0, failed = 0;
 };
 
@@ -158,6 +166,7 @@ RunStats load(std::uint16_t port, const std::string& path, const std::vector<std
   std::mutex mutex;
   std::vector<double> latencies;
   const double cpu_before = server > 0 ? cpu_seconds(server) : 0;
+  const double client_cpu_before = own_cpu_seconds();
   const auto start = Steady::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c) {
@@ -183,6 +192,7 @@ RunStats load(std::uint16_t port, const std::string& path, const std::vector<std
   s.p50_ms = percentile(latencies, 0.50);
   s.p99_ms = percentile(latencies, 0.99);
   if (server > 0) s.cores = (cpu_seconds(server) - cpu_before) / wall;
+  s.client_cores = (own_cpu_seconds() - client_cpu_before) / wall;
   return s;
 }
 
@@ -194,7 +204,7 @@ json measure_levels(std::uint16_t port, const std::string& path, const std::func
   load(port, path, bodies(64), 8, accepted);
   json out = json::object();
   for (int clients : levels) {
-    std::vector<double> rate, p50, p99, cores;
+    std::vector<double> rate, p50, p99, cores, client_cores;
     int ok = 0, failed = 0;
     for (int rep = 0; rep < kRepetitions; ++rep) {
       const RunStats s = load(port, path, bodies(per_run(clients)), clients, accepted, server);
@@ -202,11 +212,13 @@ json measure_levels(std::uint16_t port, const std::string& path, const std::func
       p50.push_back(s.p50_ms);
       p99.push_back(s.p99_ms);
       cores.push_back(s.cores);
+      client_cores.push_back(s.client_cores);
       ok += s.ok;
       failed += s.failed;
     }
     out[std::to_string(clients)] = {{"per_second", median(rate)}, {"p50_ms", median(p50)}, {"p99_ms", median(p99)},
-                                    {"server_cores_used", median(cores)}, {"ok", ok}, {"failed", failed},
+                                    {"server_cores_used", median(cores)}, {"client_cores_used", median(client_cores)},
+                                    {"ok", ok}, {"failed", failed},
                                     {"runs_per_second", rate}};
   }
   return out;
@@ -465,7 +477,7 @@ void print_table(const json& r) {
     const json& o = ca[std::to_string(c)];
     rows.push_back({"1 CA enroll, " + std::to_string(c) + " clients",
                     f(o["per_second"]) + "/s p50 " + f(o["p50_ms"]) + " ms p99 " + f(o["p99_ms"]) + " ms",
-                    "CA used " + f(o["server_cores_used"], 2) + " cores"});
+                    "CA used " + f(o["server_cores_used"], 2) + " cores, clients " + f(o["client_cores_used"], 2)});
   }
   for (int c : kLevels) {
     if (!cf.value("measured", false)) {
@@ -476,7 +488,8 @@ void print_table(const json& r) {
     const double ratio = ca[std::to_string(c)]["per_second"].get<double>() / o["per_second"].get<double>();
     rows.push_back({"2 cfssl sign, " + std::to_string(c) + " clients",
                     f(o["per_second"]) + "/s p50 " + f(o["p50_ms"]) + " ms p99 " + f(o["p99_ms"]) + " ms",
-                    "ours/cfssl " + f(ratio, 2) + (c == 64 ? " (target >= 2)" : "")});
+                    "ours/cfssl " + f(ratio, 2) + (c == 64 ? " (target >= 2)" : "") + "; cfssl used " +
+                        f(o["server_cores_used"], 2) + " cores, clients " + f(o["client_cores_used"], 2)});
   }
   const double manual = r["manual"]["nodes_per_second"];
   rows.push_back({"3 manual openssl req+x509", f(manual) + " nodes/s",
