@@ -4,6 +4,7 @@
 #include "agent/log.hpp"
 
 #include <strophe.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string_view>
 
 namespace evpn::agent {
@@ -242,12 +244,47 @@ std::optional<Error> check_options(const LoginOptions& o) {
   return std::nullopt;
 }
 
+// Sets an environment variable for its lifetime and then puts back what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) saved_ = old;
+    ::setenv(name, value, 1);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  ~ScopedEnv() { saved_ ? ::setenv(name_, saved_->c_str(), 1) : ::unsetenv(name_); }
+
+ private:
+  const char* name_;
+  std::optional<std::string> saved_;
+};
+
 void run_until(xmpp_ctx_t* ctx, const bool& finished, Clock::time_point deadline) {
   while (!finished && Clock::now() < deadline) xmpp_run_once(ctx, 50);
 }
 
 void attempt_login(Attempt& a, Clock::time_point deadline) {
   const auto& o = a.options;
+  // libstrophe 0.12 calls SSL_CTX_set_default_verify_paths before loading the CA file, for the
+  // STARTTLS context and for a probe context, so on its own every CA of the system trust store
+  // would vouch for the XMPP server too, and parsing that store took most of the agent's CPU.
+  // libstrophe has no hook to replace the defaults, and checking the chain again after the
+  // handshake would still pay for parsing the store. OpenSSL reads its default locations from
+  // SSL_CERT_FILE and SSL_CERT_DIR at each of those calls, so during the login the default file
+  // is the CA file and the default directory is "" (none: no hash directory, no OSSL_STORE URI,
+  // no error left queued). setenv is safe here: no other thread of the agent runs meanwhile
+  // (only an idle Boost.Asio resolver thread). OpenSSL ignores both variables in a setuid or
+  // file-capability process (secure_getenv), hence the refusal there.
+  if (::getauxval(AT_SECURE) != 0) {
+    a.report.error = fail(Errc::internal,
+                          "evpn-agent runs setuid or with file capabilities, so OpenSSL would trust "
+                          "the whole system trust store for the XMPP server instead of " +
+                              o.ca_file.string() + ": run it as a plain program (e.g. as root)");
+    return;
+  }
+  const ScopedEnv default_ca_file("SSL_CERT_FILE", o.ca_file.c_str());
+  const ScopedEnv default_ca_dir("SSL_CERT_DIR", "");
   xmpp_log_t log{on_log, &a};
   Ctx ctx(xmpp_ctx_new(nullptr, &log));
   if (!ctx) {

@@ -18,7 +18,7 @@ struct LoginOptions {
   std::string jid;   // expected bare JID, <username>@<domain>; the server certificate must name the domain
   std::filesystem::path cert_file;  // PEM client certificate
   std::filesystem::path key_file;   // PEM private key
-  std::filesystem::path ca_file;    // trust anchors for the server's certificate
+  std::filesystem::path ca_file;    // the only trust anchors for the server's certificate
   std::chrono::milliseconds deadline{15000};
 };
 
@@ -36,6 +36,10 @@ struct LoginReport {
   bool ok() const { return !error; }
 };
 
+// Logs in once and disconnects, within options.deadline. The server's certificate must chain to
+// options.ca_file alone (never to the system trust store) and name the JID's domain. While it
+// runs it sets SSL_CERT_FILE and SSL_CERT_DIR (restored before it returns), so no other thread
+// may read or change the environment meanwhile.
 LoginReport verify_login(const LoginOptions& options);
 
 }  // namespace evpn::agent

@@ -6,19 +6,24 @@
 #include "tests/support/test_pki.hpp"
 
 #include <catch2/catch.hpp>
+#include <openssl/x509.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <optional>
 
 using Catch::Matchers::Contains;
 using evpn::Errc;
 using evpn::agent::LoginOptions;
 using evpn::agent::LoginReport;
 using evpn::agent::verify_login;
+using evpn::ca::signing::Signer;
 using evpn::test::EjabberdServer;
 using evpn::test::TempDir;
 using evpn::test::TestPki;
@@ -67,6 +72,40 @@ std::string bare(const std::string& jid) { return jid.substr(0, jid.find('/')); 
 
 std::size_t open_descriptors() {
   return static_cast<std::size_t>(std::distance(fs::directory_iterator("/proc/self/fd"), {}));
+}
+
+// Sets an environment variable for the scope of a test case, then puts back what was there.
+struct EnvFor {
+  const char* name;
+  std::optional<std::string> saved;
+  EnvFor(const char* n, const std::string& value) : name(n) {
+    if (const char* old = std::getenv(n)) saved = old;
+    ::setenv(n, value.c_str(), 1);
+  }
+  ~EnvFor() { saved ? ::setenv(name, saved->c_str(), 1) : ::unsetenv(name); }
+};
+
+std::string env(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "(unset)";
+}
+
+// OpenSSL's default trust store as a system would have it, in `dir`, holding `pki`'s root among
+// others: a bundle for SSL_CERT_FILE, and a hashed directory (c_rehash's <subject hash>.0 names)
+// for SSL_CERT_DIR. Tests leave /etc/ssl alone.
+struct SystemTrust {
+  fs::path bundle;
+  fs::path directory;
+};
+SystemTrust system_trust(const TestPki& pki, const fs::path& dir) {
+  const SystemTrust trust{dir / "ca-certificates.crt", dir / "certs"};
+  fs::create_directories(trust.directory);
+  std::ofstream(trust.bundle) << TestPki().root_pem() << pki.root_pem();
+  char name[16];
+  const X509_NAME* subject = X509_get_subject_name(pki.signer().root().get());
+  std::snprintf(name, sizeof name, "%08lx.0", X509_NAME_hash_ex(subject, nullptr, nullptr, nullptr));
+  std::ofstream(trust.directory / name) << pki.root_pem();
+  return trust;
 }
 
 void require_logged_in(const LoginReport& r, const std::string& jid) {
@@ -123,6 +162,49 @@ TEST_CASE("an XMPP server whose certificate does not chain to the given CA is no
   CHECK_FALSE(r.secured);
   // The client certificate was never offered for authentication to an untrusted server.
   CHECK(r.mechanism.empty());
+}
+
+TEST_CASE("a server certificate trusted only by OpenSSL's default trust store is not trusted") {
+  auto& w = world();
+  auto o = w.options(w.pki.node("node1", domain), "node1-system-trust", "node1");
+  // Not another TestPki root: a CA file root named like the server's CA would be the only
+  // candidate issuer OpenSSL considers, and the hashed directory would never be asked.
+  o.ca_file = w.dir.path() / "other-root.crt";
+  const auto other_key = evpn::crypto::Key::generate(evpn::crypto::KeyType::ec_p256);
+  std::ofstream(o.ca_file) << Signer::create_root(*other_key, "another root", evpn::now_seconds())->to_pem();
+  const SystemTrust trust = system_trust(w.pki, w.dir.path() / "system-trusts-server");
+  const char* variable = nullptr;
+  fs::path store;
+  SECTION("a CA bundle in SSL_CERT_FILE") {
+    variable = "SSL_CERT_FILE";
+    store = trust.bundle;
+  }
+  SECTION("a hashed CA directory in SSL_CERT_DIR") {
+    variable = "SSL_CERT_DIR";
+    store = trust.directory;
+  }
+  const EnvFor system(variable, store.string());
+
+  const auto r = verify_login(o);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error->code == Errc::unauthorized);
+  CHECK_THAT(r.error->detail, Contains("the XMPP server's certificate did not verify"));
+  CHECK_FALSE(r.secured);
+  CHECK(r.mechanism.empty());
+  CHECK(env(variable) == store.string());
+}
+
+TEST_CASE("the given CA file is trusted whatever OpenSSL's default trust store holds, which is left as it was") {
+  auto& w = world();
+  const auto o = w.options(w.pki.node("node1", domain), "node1-own-trust", "node1");
+  const TestPki foreign;
+  const SystemTrust trust = system_trust(foreign, w.dir.path() / "system-trusts-other");
+  const EnvFor file("SSL_CERT_FILE", trust.bundle.string());
+  const EnvFor dir("SSL_CERT_DIR", trust.directory.string());
+
+  require_logged_in(verify_login(o), "node1@evpn.test");
+  CHECK(env("SSL_CERT_FILE") == trust.bundle.string());
+  CHECK(env("SSL_CERT_DIR") == trust.directory.string());
 }
 
 TEST_CASE("asking for node1 with node2's certificate does not log in as node1") {
