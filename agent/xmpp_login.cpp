@@ -260,9 +260,8 @@ class ScopedEnv {
   std::optional<std::string> saved_;
 };
 
-template <class Finished>
-void run_until(xmpp_ctx_t* ctx, Finished finished, Clock::time_point deadline) {
-  while (!finished() && Clock::now() < deadline) xmpp_run_once(ctx, 50);
+void run_until(xmpp_ctx_t* ctx, const bool& finished, Clock::time_point deadline) {
+  while (!finished && Clock::now() < deadline) xmpp_run_once(ctx, 50);
 }
 
 void attempt_login(Attempt& a, Clock::time_point deadline) {
@@ -312,18 +311,15 @@ void attempt_login(Attempt& a, Clock::time_point deadline) {
         fail(Errc::unavailable, "cannot reach the XMPP server at " + a.endpoint() + ": " + why);
     return;
   }
-  run_until(ctx.get(), [&] { return a.logged_in || a.closed; }, deadline);
-  if (a.logged_in && !a.closed) {
-    // The check is complete once the session is bound, and on_connection has queued our
-    // </stream:stream>: one pass of the loop sends it, and releasing the connection closes it.
-    // Waiting for the server's own close tag would add ~100 ms to every login: ejabberd 23.01 holds
-    // it back after a bound session (ejabberd_c2s:bounce_message_queue).
-    xmpp_run_once(ctx.get(), 0);
-  } else if (!a.closed) {
-    a.report.error = fail(Errc::unavailable, "XMPP login to " + a.endpoint() + " did not finish within " +
-                                                 std::to_string(o.deadline.count()) + " ms");
+  run_until(ctx.get(), a.closed, deadline);
+  if (!a.closed) {
+    if (!a.logged_in) {
+      a.report.error = fail(Errc::unavailable, "XMPP login to " + a.endpoint() +
+                                                   " did not finish within " +
+                                                   std::to_string(o.deadline.count()) + " ms");
+    }
     xmpp_disconnect(conn.get());
-    run_until(ctx.get(), [&] { return a.closed; }, Clock::now() + teardown_time);
+    run_until(ctx.get(), a.closed, Clock::now() + teardown_time);
   }
   // conn is released before ctx (reverse declaration order); releasing a connection that is
   // still open closes its socket and fires on_connection, which reads `a`: still alive here.
