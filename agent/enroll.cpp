@@ -178,14 +178,7 @@ ExitCode run_enroll(EnrollOptions options) {
     std::cerr << "evpn-agent: installed the CA root in the system trust store as " << trusted->string() << "\n";
     return exit_ok;
   }
-  const Failure& f = result.error();
-  if (as_json)
-    std::cout << json{{"enrolled", false}, {"error", to_string(f.error.code)}, {"message", f.error.detail},
-                      {"exit_code", static_cast<int>(f.code)}}
-                     .dump(2)
-              << "\n";
-  std::cerr << "evpn-agent: enrollment failed: " << f.error.detail << "\n";
-  return f.code;
+  return report_failure(result.error(), as_json, "enrolled", "enrollment");
 }
 
 }  // namespace evpn::agent

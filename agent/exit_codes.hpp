@@ -22,6 +22,10 @@ struct Failure {
   Error error;
 };
 
+// Ends a command with `f`: on stdout, when `as_json`, {"<done_key>": false, "error", "message",
+// "exit_code"}; on stderr one line "evpn-agent: <what> failed: <detail>". Returns f.code.
+ExitCode report_failure(const Failure& f, bool as_json, const char* done_key, const char* what);
+
 template <class T>
 using Outcome = boost::system::result<T, Failure>;
 

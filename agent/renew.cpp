@@ -223,15 +223,7 @@ void report(bool as_json, const json& result, const std::string& text) {
 ExitCode run_renew(const RenewOptions& o) {
   NodeFiles files(o.state_dir);
   auto current = load_current(files);
-  auto failed = [&](const Failure& f) {
-    if (o.json)
-      std::cout << json{{"renewed", false}, {"error", to_string(f.error.code)}, {"message", f.error.detail},
-                        {"exit_code", static_cast<int>(f.code)}}
-                       .dump(2)
-                << "\n";
-    std::cerr << "evpn-agent: renewal failed: " << f.error.detail << "\n";
-    return f.code;
-  };
+  auto failed = [&](const Failure& f) { return report_failure(f, o.json, "renewed", "renewal"); };
   if (!current) return failed(current.error());
 
   const bool interrupted = find_interrupted(*current, files).has_value();
