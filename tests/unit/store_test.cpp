@@ -68,6 +68,17 @@ int uses_left(Store& store, const std::string& id) {
   return (*t)->uses_left;
 }
 
+// Checks that `cert` is its node's current, active certificate, in its group.
+void check_current(Store& store, const CertificateRecord& cert) {
+  auto node = store.find_node(cert.username);
+  REQUIRE(node);
+  REQUIRE(*node);
+  CHECK((*node)->group == cert.group);
+  CHECK((*node)->current_serial == cert.serial);
+  CHECK((*node)->not_after == cert.not_after);
+  CHECK((*node)->status == "active");
+}
+
 bool has_certificate(Store& store, const std::string& serial) {
   auto c = store.find_certificate(serial);
   REQUIRE(c);
@@ -116,13 +127,7 @@ TEST_CASE("store creates its schema and keeps data across reopening a file") {
   CHECK((*c)->status == "active");
   CHECK((*c)->issued_at == kNow);
 
-  auto node = store.find_node("node1");
-  REQUIRE(node);
-  REQUIRE(*node);
-  CHECK((*node)->group == "lab");
-  CHECK((*node)->current_serial == "01");
-  CHECK((*node)->not_after == expected.not_after);
-  CHECK((*node)->status == "active");
+  check_current(store, expected);
 }
 
 TEST_CASE("store refuses a database written by a newer schema version") {
@@ -238,12 +243,7 @@ TEST_CASE("store supersedes the previous certificate when a node enrolls again")
 
   CHECK((*store.find_certificate("01"))->status == "superseded");
   CHECK((*store.find_certificate("02"))->status == "active");
-  auto node = store.find_node("node1");
-  REQUIRE(node);
-  REQUIRE(*node);
-  CHECK((*node)->current_serial == "02");
-  CHECK((*node)->not_after == second.not_after);
-  CHECK((*node)->status == "active");
+  check_current(store, second);
 }
 
 // Runs `attempt(first, "a")` and `attempt(second, "b")` at once on two connections to one
@@ -362,12 +362,7 @@ TEST_CASE("store renewal supersedes the current certificate and makes the new on
 
   CHECK((*store.find_certificate("01"))->status == "superseded");
   CHECK((*store.find_certificate("02"))->status == "active");
-  auto node = store.find_node("node1");
-  REQUIRE(node);
-  REQUIRE(*node);
-  CHECK((*node)->current_serial == "02");
-  CHECK((*node)->not_after == renewed.not_after);
-  CHECK((*node)->group == "lab");
+  check_current(store, renewed);
   // A renewal spends no token.
   CHECK(uses_left(store, "t1") == 1);
 }
