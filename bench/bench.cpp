@@ -552,6 +552,10 @@ int main(int argc, char** argv) {
     const std::string cpuinfo = test::read_file("/proc/cpuinfo");
     std::regex_search(cpuinfo, model, std::regex(R"(model name\s*:\s*([^\n]*))"));
     r["machine"] = {{"nproc", std::thread::hardware_concurrency()}, {"cpu", model.size() > 1 ? model[1].str() : ""}};
+    auto write_results = [&] {
+      std::ofstream(argv[1]) << r.dump(2) << "\n";
+      std::cout << r.dump(2) << "\n";
+    };
     if (const char* only = std::getenv("EVPN_BENCH_ONLY")) {
       if (std::string(only) == "ca")
         r["ca"] = bench_ca(work.path());
@@ -559,8 +563,7 @@ int main(int argc, char** argv) {
         r["directory"] = bench_directory(storm_agents, storm_parallel);
       else
         throw std::runtime_error("EVPN_BENCH_ONLY must be ca or directory");
-      std::ofstream(argv[1]) << r.dump(2) << "\n";
-      std::cout << r.dump(2) << "\n";
+      write_results();
       return 0;
     }
     std::cerr << "[bench] openssl speed\n";
@@ -579,8 +582,7 @@ int main(int argc, char** argv) {
     }
     r["agent_stripped_mb"] = stripped_size_mb(work.path());
     print_table(r);
-    std::ofstream(argv[1]) << r.dump(2) << "\n";
-    std::cout << r.dump(2) << "\n";
+    write_results();
   } catch (const std::exception& e) {
     std::cerr << "evpn-bench: " << e.what() << "\n";
     return 1;
