@@ -41,7 +41,8 @@ Result<crypto::Csr> decode_csr(const std::string& pem) {
 
 Authority::Authority(store::Store& store, const signing::Signer& signer, xmpp::Directory& directory,
                      XmppConfig xmpp)
-    : store_(store), signer_(signer), directory_(directory), xmpp_(std::move(xmpp)) {}
+    : store_(store), signer_(signer), directory_(directory), xmpp_(std::move(xmpp)),
+      roots_pem_(signer.root().to_pem()) {}
 
 template <class Record>
 Result<Issued> Authority::issue(const crypto::Csr& csr, const std::string& username, const store::GroupRecord& group,
@@ -67,7 +68,7 @@ Issued Authority::render(const store::CertificateRecord& cert, const store::Grou
   Issued issued;
   auto& out = issued.result;
   out.certificate = cert.pem;
-  out.root = signer_.root().to_pem();
+  out.root = roots_pem_;
   out.serial = cert.serial;
   out.not_before = to_rfc3339(cert.not_before);
   out.not_after = to_rfc3339(cert.not_after);
@@ -248,8 +249,6 @@ std::string node_state(const store::NodeRecord& node, TimePoint now) {
   if ((node.not_after - now) * 3 <= node.not_after - node.not_before) return "expiring";
   return "active";
 }
-
-std::string Authority::roots_pem() const { return signer_.root().to_pem(); }
 
 Result<void> Authority::health() {
   if (auto r = store_.ping(); !r) return r;

@@ -75,8 +75,8 @@ class Authority {
   // The DER CRL of GET /v1/crl: every revoked certificate, signed at `now`, valid crl_validity.
   Result<std::string> crl(TimePoint now);
 
-  // The PEM bundle of GET /v1/roots.
-  std::string roots_pem() const;
+  // The PEM bundle of GET /v1/roots (also in every enrollment's answer).
+  const std::string& roots_pem() const noexcept { return roots_pem_; }
 
   // The store and the directory answer.
   Result<void> health();
@@ -101,6 +101,7 @@ class Authority {
   const signing::Signer& signer_;
   xmpp::Directory& directory_;
   XmppConfig xmpp_;
+  std::string roots_pem_;  // encoded once: every answer carries it
 };
 
 }  // namespace evpn::ca::authority

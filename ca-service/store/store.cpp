@@ -125,14 +125,15 @@ class Connection {
   sqlite3* get() const noexcept { return db_.get(); }
 
   // An idle statement prepared from `sql`, or a newly prepared one.
-  Result<sqlite3_stmt*> acquire(const char* sql) {
+  Result<sqlite3_stmt*> acquire(const std::string& sql) {
     if (auto found = idle_.find(sql); found != idle_.end()) {
       sqlite3_stmt* stmt = found->second;
       idle_.erase(found);
       return stmt;
     }
     sqlite3_stmt* stmt = nullptr;
-    const int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    const int rc = sqlite3_prepare_v3(db_.get(), sql.c_str(), static_cast<int>(sql.size() + 1),
+                                      SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
     if (rc != SQLITE_OK) {
       sqlite3_finalize(stmt);
       return sqlite_error(db_.get(), rc, "preparing a query");
@@ -165,7 +166,7 @@ class Statement {
  public:
   template <class... Args>
   static Result<Statement> prepare(Connection& db, const std::string& sql, const Args&... args) {
-    auto stmt = db.acquire(sql.c_str());
+    auto stmt = db.acquire(sql);
     if (!stmt) return stmt.error();
     Statement s(db.get(), StmtHandle(*stmt, ReleaseStmt{&db}));
     int index = 0;
