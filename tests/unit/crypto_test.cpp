@@ -2,6 +2,7 @@
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/csr.hpp"
 #include "common/crypto/key.hpp"
+#include "tests/support/catch_result.hpp"
 #include "tests/support/test_pki.hpp"
 
 #include <catch2/catch.hpp>
@@ -25,6 +26,7 @@ using namespace evpn;
 using namespace evpn::crypto;
 using evpn::ca::signing::NodeProfile;
 using evpn::ca::signing::Signer;
+using evpn::test::ok;
 
 namespace {
 
@@ -33,13 +35,6 @@ using BasicConstraints = Handle<BASIC_CONSTRAINTS, BASIC_CONSTRAINTS_free>;
 
 const TimePoint fixed_now = from_unix(1767225600);  // 2026-01-01T00:00:00Z
 constexpr std::chrono::seconds node_lifetime{30 * 86400};
-
-template <class T>
-T take(Result<T> r) {
-  INFO((r.has_value() ? std::string() : r.error().detail));
-  REQUIRE(r.has_value());
-  return std::move(*r);
-}
 
 template <class T>
 void check_refused(const Result<T>& r, Errc code, const std::string& detail_part) {
@@ -60,8 +55,8 @@ PKey raw_key(const char* type, const char* curve) { return PKey(EVP_PKEY_Q_keyge
 PKey raw_rsa_key(std::size_t bits) { return PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", bits)); }
 
 Signer make_signer(const std::string& cn = "evpn unit root") {
-  auto key = take(Key::generate(KeyType::ec_p256));
-  auto root = take(Signer::create_root(key, cn, fixed_now));
+  auto key = ok(Key::generate(KeyType::ec_p256));
+  auto root = ok(Signer::create_root(key, cn, fixed_now));
   return Signer(std::move(key), std::move(root));
 }
 
@@ -72,11 +67,11 @@ struct Issued {
 
 // A node certificate of `signer` for a new key, parsed back from what the signer issued.
 Certificate issue_for(const Signer& signer, const Key& key, const NodeProfile& profile) {
-  return take(Certificate::from_pem(take(signer.issue_node(key.get(), profile, fixed_now)).pem));
+  return ok(Certificate::from_pem(ok(signer.issue_node(key.get(), profile, fixed_now)).pem));
 }
 
 Issued issue_node(const Signer& signer, KeyType type = KeyType::ec_p256) {
-  auto key = take(Key::generate(type));
+  auto key = ok(Key::generate(type));
   auto cert = issue_for(signer, key, NodeProfile{"node1", "evpn.test", node_lifetime});
   return {std::move(key), std::move(cert)};
 }
@@ -148,13 +143,13 @@ Csr csr_with_cns(const Key& key, const std::vector<std::string>& cns) {
   REQUIRE(X509_REQ_set_subject_name(req.get(), name.get()) == 1);
   REQUIRE(X509_REQ_set_pubkey(req.get(), key.get()) == 1);
   REQUIRE(X509_REQ_sign(req.get(), key.get(), EVP_sha256()) > 0);
-  return take(Csr::from_der(der_of(req.get())));
+  return ok(Csr::from_der(der_of(req.get())));
 }
 
 // A trust store holding a fresh copy of `root`, as a relying party would parse it.
 std::vector<Certificate> trusting(const Certificate& root) {
   std::vector<Certificate> roots;
-  roots.push_back(take(Certificate::from_der(root.to_der())));
+  roots.push_back(ok(Certificate::from_der(root.to_der())));
   return roots;
 }
 
@@ -165,32 +160,32 @@ bool is_lower_hex(const std::string& s) {
 }  // namespace
 
 TEST_CASE("Key::generate makes EC P-256, RSA 2048 and RSA 3072 keys") {
-  auto ec = take(Key::generate(KeyType::ec_p256));
+  auto ec = ok(Key::generate(KeyType::ec_p256));
   CHECK(EVP_PKEY_is_a(ec.get(), "EC"));
   char curve[32] = {};
   REQUIRE(EVP_PKEY_get_utf8_string_param(ec.get(), "group", curve, sizeof curve, nullptr) == 1);
   CHECK(std::string(curve) == "prime256v1");
 
-  auto rsa2048 = take(Key::generate(KeyType::rsa_2048));
+  auto rsa2048 = ok(Key::generate(KeyType::rsa_2048));
   CHECK(EVP_PKEY_is_a(rsa2048.get(), "RSA"));
   CHECK(EVP_PKEY_get_bits(rsa2048.get()) == 2048);
 
-  auto rsa3072 = take(Key::generate(KeyType::rsa_3072));
+  auto rsa3072 = ok(Key::generate(KeyType::rsa_3072));
   CHECK(EVP_PKEY_is_a(rsa3072.get(), "RSA"));
   CHECK(EVP_PKEY_get_bits(rsa3072.get()) == 3072);
 
-  auto other = take(Key::generate(KeyType::ec_p256));
+  auto other = ok(Key::generate(KeyType::ec_p256));
   CHECK(other.public_der() != ec.public_der());
 }
 
 TEST_CASE("a key survives to_pem and from_pem as unencrypted PKCS#8") {
   for (KeyType type : {KeyType::ec_p256, KeyType::rsa_2048}) {
     INFO(to_string(type));
-    auto key = take(Key::generate(type));
+    auto key = ok(Key::generate(type));
     const std::string pem = key.to_pem();
     CHECK(pem.rfind("-----BEGIN PRIVATE KEY-----\n", 0) == 0);
     CHECK(pem.find("ENCRYPTED") == std::string::npos);
-    auto back = take(Key::from_pem(pem));
+    auto back = ok(Key::from_pem(pem));
     CHECK(EVP_PKEY_eq(back.get(), key.get()) == 1);
     CHECK(back.public_der() == key.public_der());
     CHECK(back.to_pem() == pem);
@@ -208,7 +203,7 @@ TEST_CASE("Key::from_pem refuses text that is not a PEM private key") {
 
 TEST_CASE("parse_key_type reads the three key type names and refuses others") {
   for (KeyType type : {KeyType::ec_p256, KeyType::rsa_2048, KeyType::rsa_3072})
-    CHECK(take(parse_key_type(to_string(type))) == type);
+    CHECK(ok(parse_key_type(to_string(type))) == type);
   CHECK(std::string(to_string(KeyType::ec_p256)) == "ec-p256");
   CHECK(std::string(to_string(KeyType::rsa_2048)) == "rsa-2048");
   CHECK(std::string(to_string(KeyType::rsa_3072)) == "rsa-3072");
@@ -241,8 +236,8 @@ TEST_CASE("check_key_policy refuses RSA 1024, Ed25519 and P-521 keys and says wh
 TEST_CASE("check_key_policy judges the public key of a parsed CSR") {
   Key p384(raw_key("EC", "P-384"));
   Key p521(raw_key("EC", "P-521"));
-  auto good = take(Csr::from_pem(take(Csr::create(p384, "node1")).to_pem()));
-  auto bad = take(Csr::from_pem(take(Csr::create(p521, "node1")).to_pem()));
+  auto good = ok(Csr::from_pem(ok(Csr::create(p384, "node1")).to_pem()));
+  auto bad = ok(Csr::from_pem(ok(Csr::create(p521, "node1")).to_pem()));
   CHECK(check_key_policy(good.public_key()).has_value());
   check_refused(check_key_policy(bad.public_key()), Errc::invalid_request, "secp521r1");
 }
@@ -250,12 +245,12 @@ TEST_CASE("check_key_policy judges the public key of a parsed CSR") {
 TEST_CASE("a CSR survives to_pem and from_pem with its CN, public key and valid signature") {
   for (KeyType type : {KeyType::ec_p256, KeyType::rsa_2048}) {
     INFO(to_string(type));
-    auto key = take(Key::generate(type));
-    auto created = take(Csr::create(key, "node1"));
+    auto key = ok(Key::generate(type));
+    auto created = ok(Csr::create(key, "node1"));
     const std::string pem = created.to_pem();
     CHECK(pem.rfind("-----BEGIN CERTIFICATE REQUEST-----\n", 0) == 0);
-    auto csr = take(Csr::from_pem(pem));
-    CHECK(take(csr.common_name()) == "node1");
+    auto csr = ok(Csr::from_pem(pem));
+    CHECK(ok(csr.common_name()) == "node1");
     CHECK(csr.verify_signature().has_value());
     CHECK(EVP_PKEY_eq(csr.public_key(), key.get()) == 1);
     CHECK(csr.to_pem() == pem);
@@ -263,8 +258,8 @@ TEST_CASE("a CSR survives to_pem and from_pem with its CN, public key and valid 
 }
 
 TEST_CASE("Csr::from_der refuses bytes after the request and versions other than 1") {
-  auto key = take(Key::generate(KeyType::ec_p256));
-  const std::string der = take(Csr::create(key, "node1")).der();
+  auto key = ok(Key::generate(KeyType::ec_p256));
+  const std::string der = ok(Csr::create(key, "node1")).der();
   check_refused(Csr::from_der(der + std::string(1, '\0')), Errc::invalid_request, "not one DER PKCS#10 certificate request");
 
   X509Req req(X509_REQ_new());
@@ -282,7 +277,7 @@ TEST_CASE("an EC key keeps its curve and point encoding from the CSR into the no
       PKey raw = raw_key("EC", curve);
       REQUIRE(EVP_PKEY_set_utf8_string_param(raw.get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, format) == 1);
       Key key(std::move(raw));
-      auto csr = take(Csr::from_pem(take(Csr::create(key, "node1")).to_pem()));
+      auto csr = ok(Csr::from_pem(ok(Csr::create(key, "node1")).to_pem()));
       CHECK(csr.verify_signature().has_value());
       CHECK(EVP_PKEY_eq(csr.public_key(), key.get()) == 1);
       auto cert = issue_for(signer, key, NodeProfile{"node1", "evpn.test", node_lifetime});
@@ -297,24 +292,24 @@ TEST_CASE("an EC key keeps its curve and point encoding from the CSR into the no
 }
 
 TEST_CASE("a CSR keeps a UTF-8 common name intact") {
-  auto key = take(Key::generate(KeyType::ec_p256));
-  auto csr = take(Csr::from_pem(take(Csr::create(key, "n\xC3\xB6" "de")).to_pem()));
-  CHECK(take(csr.common_name()) == "n\xC3\xB6" "de");
+  auto key = ok(Key::generate(KeyType::ec_p256));
+  auto csr = ok(Csr::from_pem(ok(Csr::create(key, "n\xC3\xB6" "de")).to_pem()));
+  CHECK(ok(csr.common_name()) == "n\xC3\xB6" "de");
 }
 
 TEST_CASE("a CSR whose signature bytes were altered fails verify_signature") {
-  auto key = take(Key::generate(KeyType::ec_p256));
-  std::string der = take(Csr::create(key, "node1")).der();
+  auto key = ok(Key::generate(KeyType::ec_p256));
+  std::string der = ok(Csr::create(key, "node1")).der();
   // The DER ends with the signature BIT STRING, so the last byte belongs to the signature.
   der.back() = static_cast<char>(der.back() ^ 0x01);
-  auto csr = take(Csr::from_pem(pem_armour("CERTIFICATE REQUEST", der)));
-  CHECK(take(csr.common_name()) == "node1");
+  auto csr = ok(Csr::from_pem(pem_armour("CERTIFICATE REQUEST", der)));
+  CHECK(ok(csr.common_name()) == "node1");
   check_refused(csr.verify_signature(), Errc::invalid_request, "signature does not verify");
 }
 
 TEST_CASE("a CSR whose subject was changed after signing fails verify_signature") {
-  auto key = take(Key::generate(KeyType::ec_p256));
-  auto signed_der = take(Csr::create(key, "node1")).der();
+  auto key = ok(Key::generate(KeyType::ec_p256));
+  auto signed_der = ok(Csr::create(key, "node1")).der();
   const auto* p = reinterpret_cast<const unsigned char*>(signed_der.data());
   X509Req req(d2i_X509_REQ(nullptr, &p, static_cast<long>(signed_der.size())));
   REQUIRE(req);
@@ -322,15 +317,15 @@ TEST_CASE("a CSR whose subject was changed after signing fails verify_signature"
   REQUIRE(X509_NAME_add_entry_by_txt(admin.get(), "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("admin"),
                                      -1, -1, 0) == 1);
   REQUIRE(X509_REQ_set_subject_name(req.get(), admin.get()) == 1);
-  auto altered = take(Csr::from_pem(pem_armour("CERTIFICATE REQUEST", der_of(req.get()))));
-  CHECK(take(altered.common_name()) == "admin");
+  auto altered = ok(Csr::from_pem(pem_armour("CERTIFICATE REQUEST", der_of(req.get()))));
+  CHECK(ok(altered.common_name()) == "admin");
   check_refused(altered.verify_signature(), Errc::invalid_request, "signature does not verify");
 }
 
 TEST_CASE("Csr::from_pem refuses garbage, empty text, a certificate and a private key") {
   auto signer = make_signer();
-  auto key = take(Key::generate(KeyType::ec_p256));
-  const std::string csr_pem = take(Csr::create(key, "node1")).to_pem();
+  auto key = ok(Key::generate(KeyType::ec_p256));
+  const std::string csr_pem = ok(Csr::create(key, "node1")).to_pem();
   const std::string truncated = csr_pem.substr(0, csr_pem.size() / 2) + "-----END CERTIFICATE REQUEST-----\n";
   for (const std::string& text : {std::string(), std::string("garbage"), signer.root().to_pem(), key.to_pem(),
                                   truncated, pem_armour("CERTIFICATE REQUEST", "not DER")}) {
@@ -343,7 +338,7 @@ TEST_CASE("Csr::from_pem refuses garbage, empty text, a certificate and a privat
 }
 
 TEST_CASE("Csr::common_name refuses a subject with two CNs or none, although the signature holds") {
-  auto key = take(Key::generate(KeyType::ec_p256));
+  auto key = ok(Key::generate(KeyType::ec_p256));
 
   auto two = csr_with_cns(key, {"node1", "admin"});
   CHECK(two.verify_signature().has_value());
@@ -357,7 +352,7 @@ TEST_CASE("Csr::common_name refuses a subject with two CNs or none, although the
   check_invalid(no_cn);
   CHECK(no_cn.error().detail.find("no CN") != std::string::npos);
 
-  CHECK(take(csr_with_cns(key, {"node1"}).common_name()) == "node1");
+  CHECK(ok(csr_with_cns(key, {"node1"}).common_name()) == "node1");
 }
 
 TEST_CASE("a node certificate's subject is CN=<username> and its only SAN is the xmppAddr <username>@<domain>") {
@@ -446,7 +441,7 @@ TEST_CASE("a node certificate has a subject key id and an authority key id equal
 
 TEST_CASE("node certificate serials are positive, 128 random bits and differ between issuances") {
   auto signer = make_signer();
-  auto key = take(Key::generate(KeyType::ec_p256));
+  auto key = ok(Key::generate(KeyType::ec_p256));
   std::set<std::string> serials;
   int widest = 0;
   for (int i = 0; i < 8; ++i) {
@@ -473,7 +468,7 @@ TEST_CASE("a node certificate is an X.509 v3 certificate valid from five minutes
   CHECK(to_unix(node.cert.not_before()) == to_unix(fixed_now) - 300);
   CHECK(to_unix(node.cert.not_after()) == to_unix(fixed_now + node_lifetime));
 
-  auto key = take(Key::generate(KeyType::ec_p256));
+  auto key = ok(Key::generate(KeyType::ec_p256));
   auto week = issue_for(signer, key, NodeProfile{"node2", "evpn.test", std::chrono::hours(7 * 24)});
   CHECK(to_unix(week.not_after()) == to_unix(fixed_now) + 7 * 86400);
 }
@@ -484,8 +479,8 @@ TEST_CASE("a node certificate matches its own key and not another one") {
   CHECK(node.cert.matches(node.key));
   CHECK(EVP_PKEY_eq(node.cert.public_key(), node.key.get()) == 1);
   ERR_clear_error();
-  CHECK_FALSE(node.cert.matches(take(Key::generate(KeyType::ec_p256))));
-  CHECK_FALSE(node.cert.matches(take(Key::generate(KeyType::rsa_2048))));
+  CHECK_FALSE(node.cert.matches(ok(Key::generate(KeyType::ec_p256))));
+  CHECK_FALSE(node.cert.matches(ok(Key::generate(KeyType::rsa_2048))));
   // A mismatch is an answer, not an error that should surface in a later failure's detail.
   CHECK(ERR_peek_error() == 0);
 }
@@ -543,7 +538,7 @@ TEST_CASE("TestPki issues node certificates with the production profile") {
   CHECK(node.cert.xmpp_addrs() == std::vector<std::string>{"node7@evpn.test"});
   CHECK(node.cert.matches(node.key));
   CHECK(X509_get_key_usage(node.cert.get()) == (KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT));
-  const auto roots = trusting(take(Certificate::from_pem(pki.root_pem())));
+  const auto roots = trusting(ok(Certificate::from_pem(pki.root_pem())));
   CHECK(verify_chain(node.cert, roots, now_seconds(), X509_PURPOSE_SSL_CLIENT).has_value());
 }
 
@@ -568,8 +563,8 @@ TEST_CASE("a root certificate is a self-signed critical CA:TRUE with keyCertSign
 
 TEST_CASE("a server certificate carries the given DNS and IP SANs, the first name as CN, and serverAuth") {
   auto signer = make_signer();
-  auto key = take(Key::generate(KeyType::ec_p256));
-  auto cert = take(signer.issue_server(key.get(), {"xmpp.evpn.test", "127.0.0.1", "::1"}, std::chrono::hours(24),
+  auto key = ok(Key::generate(KeyType::ec_p256));
+  auto cert = ok(signer.issue_server(key.get(), {"xmpp.evpn.test", "127.0.0.1", "::1"}, std::chrono::hours(24),
                                        fixed_now));
   CHECK(cert.common_name() == "xmpp.evpn.test");
   CHECK(extended_key_usages(cert) == std::vector<int>{NID_server_auth});
@@ -596,8 +591,8 @@ TEST_CASE("a server certificate carries the given DNS and IP SANs, the first nam
 
 TEST_CASE("a server certificate verifies against its root for TLS servers only") {
   auto signer = make_signer();
-  auto key = take(Key::generate(KeyType::ec_p256));
-  auto cert = take(signer.issue_server(key.get(), {"localhost"}, std::chrono::hours(24), fixed_now));
+  auto key = ok(Key::generate(KeyType::ec_p256));
+  auto cert = ok(signer.issue_server(key.get(), {"localhost"}, std::chrono::hours(24), fixed_now));
   const auto roots = trusting(signer.root());
   CHECK(verify_chain(cert, roots, fixed_now, X509_PURPOSE_SSL_SERVER).has_value());
   check_refused(verify_chain(cert, roots, fixed_now, X509_PURPOSE_SSL_CLIENT), Errc::unauthorized,
@@ -606,7 +601,7 @@ TEST_CASE("a server certificate verifies against its root for TLS servers only")
 
 TEST_CASE("issue_server refuses an empty list of names") {
   auto signer = make_signer();
-  auto key = take(Key::generate(KeyType::ec_p256));
+  auto key = ok(Key::generate(KeyType::ec_p256));
   check_invalid(signer.issue_server(key.get(), {}, std::chrono::hours(24), fixed_now));
 }
 
@@ -616,17 +611,17 @@ TEST_CASE("a certificate survives to_pem/from_pem and to_der/from_der unchanged"
   const std::string der = node.cert.to_der();
   const std::string pem = node.cert.to_pem();
   CHECK(pem.rfind("-----BEGIN CERTIFICATE-----\n", 0) == 0);
-  auto from_pem = take(Certificate::from_pem(pem));
+  auto from_pem = ok(Certificate::from_pem(pem));
   CHECK(from_pem.to_der() == der);
   CHECK(from_pem.to_pem() == pem);
-  auto from_der = take(Certificate::from_der(der));
+  auto from_der = ok(Certificate::from_der(der));
   CHECK(from_der.to_der() == der);
   CHECK(from_der.xmpp_addrs() == node.cert.xmpp_addrs());
 }
 
 TEST_CASE("Certificate::from_pem and from_der refuse what is not a certificate") {
-  auto key = take(Key::generate(KeyType::ec_p256));
-  const std::string csr_pem = take(Csr::create(key, "node1")).to_pem();
+  auto key = ok(Key::generate(KeyType::ec_p256));
+  const std::string csr_pem = ok(Csr::create(key, "node1")).to_pem();
   for (const std::string& text : {std::string(), std::string("garbage"), csr_pem, key.to_pem()}) {
     INFO(text);
     check_invalid(Certificate::from_pem(text));
@@ -685,13 +680,13 @@ TEST_CASE("serial_hex is the serial number in lower-case hex without leading zer
 TEST_CASE("parse_pem_bundle returns every certificate in order and refuses a bundle without one") {
   auto signer = make_signer();
   auto node = issue_node(signer);
-  auto bundle = take(parse_pem_bundle(node.cert.to_pem() + signer.root().to_pem()));
+  auto bundle = ok(parse_pem_bundle(node.cert.to_pem() + signer.root().to_pem()));
   REQUIRE(bundle.size() == 2);
   CHECK(bundle[0].fingerprint_sha256() == node.cert.fingerprint_sha256());
   CHECK(bundle[1].fingerprint_sha256() == signer.root().fingerprint_sha256());
 
   // A certificate-and-key file (as ejabberd reads) yields just its certificate.
-  CHECK(take(parse_pem_bundle(node.cert.to_pem() + node.key.to_pem())).size() == 1);
+  CHECK(ok(parse_pem_bundle(node.cert.to_pem() + node.key.to_pem())).size() == 1);
 
   for (const std::string& text : {std::string(), std::string("garbage"), node.key.to_pem()}) {
     INFO(text);
