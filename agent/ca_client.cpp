@@ -19,7 +19,9 @@ Error refusal(const net::HttpResponse& response) {
     case 401: code = Errc::unauthorized; break;
     case 403: code = Errc::forbidden; break;
     case 404: code = Errc::not_found; break;
-    case 409: code = Errc::conflict; break;
+    case 409:
+      code = body && body->error == to_string(Errc::account_exists) ? Errc::account_exists : Errc::conflict;
+      break;
     case 429: case 502: case 503: case 504: code = Errc::unavailable; break;
     default: break;
   }

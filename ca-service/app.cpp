@@ -154,7 +154,7 @@ struct Service {
   signing::Signer signer;
   store::Store store;
   std::unique_ptr<xmpp::Directory> directory;
-  authority::Authority authority{store, signer, *directory, config.xmpp};
+  authority::Authority authority{store, signer, *directory, config.xmpp, config.reserved_usernames};
 };
 
 Result<std::unique_ptr<Service>> open_service(const CaPaths& paths) {
@@ -183,11 +183,12 @@ Result<void> write_crl(authority::Authority& authority, const CaPaths& paths) {
   return fs::write_file_atomic(paths.crl(), *der, public_file);
 }
 
-// What `serve` does every maintenance_interval: retries the queued directory lockouts, and
-// re-signs DIR/crl.der once a day so that its nextUpdate (a week on) never passes while it runs.
+// What `serve` does every maintenance_interval: enforces the lockout of every revoked node (the
+// queued ones and those done before), and re-signs DIR/crl.der once a day so that its nextUpdate
+// (a week on) never passes while it runs.
 void maintain(authority::Authority& authority, const CaPaths& paths) {
-  if (auto left = authority.retry_lockouts(now_seconds()); !left)
-    spdlog::warn("cannot retry the queued directory lockouts: {}", left.error().detail);
+  if (auto failed = authority.enforce_lockouts(now_seconds()); !failed)
+    spdlog::warn("cannot enforce the directory lockouts: {}", failed.error().detail);
   std::error_code ec;
   const auto written = std::filesystem::last_write_time(paths.crl(), ec);
   if (!ec && std::filesystem::file_time_type::clock::now() - written < std::chrono::hours(24)) return;
@@ -267,21 +268,30 @@ Result<void> token_create(const TokenCreateOptions& o) {
   auto ttl = parse_duration(o.ttl);
   if (!ttl) return with_context(ttl.error(), "--ttl");
   if (o.uses < 1 || o.uses > 100000) return fail(Errc::invalid_request, "--uses must be 1-100000");
+  if (o.adopt_existing && o.username.empty())
+    return fail(Errc::invalid_request, "--adopt-existing needs --username: an existing account is adopted only by "
+                                       "a token made for that one name");
+  const CaPaths paths{o.dir};
+  auto config = load_config(paths.config());
+  if (!config) return config.error();
   std::optional<std::string> username;
   if (!o.username.empty()) {
     if (auto r = enrollment::check_username(o.username); !r) return with_context(r.error(), "--username");
+    if (auto r = enrollment::check_not_reserved(o.username, config->reserved_usernames); !r) return r;
     username = o.username;
   }
-  auto store = store::Store::open(CaPaths{o.dir}.store());
+  auto store = open_store(paths);
   if (!store) return store.error();
   auto group = store->find_group(o.group);
   if (!group) return group.error();
   if (!*group) return fail(Errc::not_found, "no group '" + o.group + "': create it with `evpn-ca group add`");
   auto token = enrollment::make_token(o.group, username, *ttl, o.uses, now_seconds());
+  token.record.adopt_existing = o.adopt_existing;
   if (auto r = store->add_token(token.record); !r) return r;
   std::cerr << "evpn-ca: token " << token.record.id << " for group " << o.group
             << (username ? " and username " + *username : std::string(" (any username)")) << ", " << o.uses
-            << " use(s), expires " << to_rfc3339(token.record.expires_at) << "\n";
+            << " use(s), expires " << to_rfc3339(token.record.expires_at)
+            << (o.adopt_existing ? "; it may adopt the existing XMPP account " + *username : std::string()) << "\n";
   std::cout << token.text << "\n";
   return {};
 }

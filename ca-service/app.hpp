@@ -48,6 +48,7 @@ struct TokenCreateOptions {
   std::string username;  // "" = any username
   std::string ttl = "24h";
   int uses = 1;
+  bool adopt_existing = false;  // may take over an existing XMPP account of `username`
 };
 int run_token_create(const TokenCreateOptions& options);
 

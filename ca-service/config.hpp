@@ -36,6 +36,10 @@ struct RateLimitConfig {
   int token_window_seconds = 600;
 };
 
+// Usernames no token may enroll, pinned or not: accounts that people or the server itself use.
+inline const std::vector<std::string> default_reserved_usernames{"admin",    "administrator", "root",
+                                                                 "openfire", "ejabberd",      "postmaster"};
+
 struct CaConfig {
   XmppConfig xmpp;
   DirectoryConfig directory;
@@ -44,6 +48,7 @@ struct CaConfig {
   std::string key_type = "ec-p256";        // of the CA key
   int max_connections = 256;
   RateLimitConfig rate_limits;
+  std::vector<std::string> reserved_usernames = default_reserved_usernames;
 };
 
 // Errc::invalid_request naming the bad key, or Errc::not_found / Errc::io.

@@ -70,6 +70,9 @@ int main(int argc, char** argv) {
   token_create_cmd->add_option("--username", token_create.username, "allow only this username (default: any)");
   token_create_cmd->add_option("--ttl", token_create.ttl, "time until the token expires")->capture_default_str();
   token_create_cmd->add_option("--uses", token_create.uses, "number of enrollments allowed")->capture_default_str();
+  token_create_cmd->add_flag("--adopt-existing", token_create.adopt_existing,
+                             "let the token take over the XMPP account --username when it exists already on the "
+                             "server but evpn-ca did not create it (otherwise such an enrollment is refused)");
   ListOptions token_list;
   auto* token_list_cmd = token_cmd->add_subcommand(
       "list", "list tokens: id, group, pinned username, uses left, expiry, creation, state (never the secret)");

@@ -11,6 +11,7 @@ const char* to_string(Errc code) noexcept {
     case Errc::forbidden: return "forbidden";
     case Errc::not_found: return "not_found";
     case Errc::conflict: return "conflict";
+    case Errc::account_exists: return "account_exists";
     case Errc::unavailable: return "unavailable";
     case Errc::rate_limited: return "rate_limited";
     case Errc::io: return "io";

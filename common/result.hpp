@@ -19,6 +19,7 @@ enum class Errc {
   forbidden,        // authenticated, but this name or action is not allowed
   not_found,
   conflict,         // the name is held by someone else
+  account_exists,   // the XMPP account exists but evpn-ca did not create it: an operator must adopt it
   unavailable,      // a dependency (directory, XMPP server, CA) is down: retry later
   rate_limited,     // too many failed attempts from this client or with this token: retry later
   io,               // local file-system failure

@@ -13,7 +13,8 @@ http::status status_for(Errc code) noexcept {
     case Errc::unauthorized: return http::status::unauthorized;
     case Errc::forbidden: return http::status::forbidden;
     case Errc::not_found: return http::status::not_found;
-    case Errc::conflict: return http::status::conflict;
+    case Errc::conflict:
+    case Errc::account_exists: return http::status::conflict;
     case Errc::unavailable: return http::status::service_unavailable;
     case Errc::rate_limited: return http::status::too_many_requests;
     case Errc::io:

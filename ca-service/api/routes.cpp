@@ -25,7 +25,7 @@ Response make_response(const Request& request, http::status status, std::string 
 // and 500 (a bug here) do not: an outage must not lock nodes out once it is over.
 bool client_fault(Errc code) {
   return code == Errc::invalid_request || code == Errc::unauthorized || code == Errc::forbidden ||
-         code == Errc::conflict;
+         code == Errc::conflict || code == Errc::account_exists;
 }
 
 }  // namespace

@@ -37,29 +37,93 @@ Result<crypto::Csr> decode_csr(const std::string& pem) {
   return csr;
 }
 
+Error account_exists(const std::string& username) {
+  return fail(Errc::account_exists,
+              "the XMPP server already has an account '" + username +
+                  "' that evpn-ca did not create; nothing was issued and it was left untouched. Choose another "
+                  "username, or, if that account is meant for this node, ask the operator for a token made with "
+                  "`evpn-ca token create --username " + username + " --adopt-existing`");
+}
+
+bool same_key(const store::CertificateRecord& record, const crypto::Csr& csr) {
+  auto cert = crypto::Certificate::from_pem(record.pem);
+  return cert && EVP_PKEY_eq(cert->public_key(), csr.public_key()) == 1;
+}
+
 }  // namespace
 
-Authority::Authority(store::Store& store, const signing::Signer& signer, xmpp::Directory& directory,
-                     XmppConfig xmpp)
+UsernameLocks::Guard::Guard(UsernameLocks& locks, std::string username)
+    : locks_(locks), username_(std::move(username)) {
+  std::unique_lock lock(locks_.mutex_);
+  locks_.released_.wait(lock, [&] { return !locks_.held_.contains(username_); });
+  locks_.held_.insert(username_);
+}
+
+UsernameLocks::Guard::~Guard() {
+  {
+    std::lock_guard lock(locks_.mutex_);
+    locks_.held_.erase(username_);
+  }
+  locks_.released_.notify_all();
+}
+
+Authority::Authority(store::Store& store, const signing::Signer& signer, xmpp::Directory& directory, XmppConfig xmpp,
+                     std::vector<std::string> reserved_usernames)
     : store_(store), signer_(signer), directory_(directory), xmpp_(std::move(xmpp)),
-      roots_pem_(signer.root().to_pem()) {}
+      reserved_usernames_(std::move(reserved_usernames)), roots_pem_(signer.root().to_pem()) {}
+
+Result<bool> Authority::provision(const std::string& username, const std::string& group, const Provisioning& how,
+                                  TimePoint now) {
+  // Whose account it is decides everything else, so it is settled before the directory is changed:
+  // an account evpn-ca did not create (an administrator's, a person's) is never issued for, added to
+  // a group or unlocked, unless the operator made a token to adopt it.
+  auto owned = store_.owns_account(username);
+  if (!owned) return owned.error();
+  bool adopted = false;
+  if (!*owned) {
+    auto exists = directory_.user_exists(username);
+    if (!exists) return directory_failure(exists.error());
+    if (*exists && !how.may_adopt) return account_exists(username);
+    adopted = *exists;
+    if (!adopted) {
+      // Someone may create the name between the check and here: a conflict is theirs, not ours.
+      if (auto created = directory_.create_user(username); !created) {
+        if (created.error().code == Errc::conflict) return account_exists(username);
+        return directory_failure(created.error());
+      }
+      // Recorded at once: were it recorded only with the certificate, a failure in between would
+      // leave an account the CA no longer recognised as its own.
+      if (auto r = store_.record_account(username, now); !r) return r.error();
+    }
+  }
+  if (auto r = directory_.ensure_group(group); !r) return directory_failure(r.error());
+  if (*owned) {
+    // Our own account, created again if someone removed it.
+    if (auto created = directory_.create_user(username); !created && created.error().code != Errc::conflict)
+      return directory_failure(created.error());
+  }
+  if (auto r = directory_.add_member(username, group); !r) return directory_failure(r.error());
+  if (how.lift_lockout)
+    if (auto r = directory_.lift_lockout(username); !r) return directory_failure(r.error());
+  return adopted;
+}
 
 template <class Record>
 Result<Issued> Authority::issue(const crypto::Csr& csr, const std::string& username, const store::GroupRecord& group,
-                                TimePoint now, Record record) {
+                                const Provisioning& how, TimePoint now, Record record) {
+  UsernameLocks::Guard guard(locks_, username);
   // The XMPP side is made right before anything is signed: a node never holds a certificate for
   // an account that does not exist.
-  if (auto r = directory_.ensure_group(group.name); !r) return directory_failure(r.error());
-  if (auto r = directory_.ensure_user(username); !r) return directory_failure(r.error());
-  if (auto r = directory_.add_member(username, group.name); !r) return directory_failure(r.error());
+  auto adopted = provision(username, group.name, how, now);
+  if (!adopted) return adopted.error();
 
   auto cert = signer_.issue_node(csr.public_key(), {username, xmpp_.domain, group.lifetime}, now);
   if (!cert) return cert.error();
   store::CertificateRecord cert_record{cert->serial, username,        group.name, cert->not_before,
                                        cert->not_after, std::move(cert->pem), "active", now};
-  // Recording is the commit point: a concurrent request that won the race makes this one fail
-  // here, and its certificate is never handed out.
-  if (auto r = record(cert_record); !r) return r.error();
+  // Recording is the commit point: a concurrent request that won the race, or a revocation that
+  // committed meanwhile, makes this one fail here, and its certificate is never handed out.
+  if (auto r = record(cert_record, *adopted); !r) return r.error();
 
   return render(cert_record, group, now);
 }
@@ -88,6 +152,8 @@ Result<Issued> Authority::enroll(const protocol::EnrollRequest& request, TimePoi
   if (!username) return username.error();
   if (auto r = enrollment::check_username(*username); !r) return with_context(r.error(), "the CSR's CN");
 
+  if (auto r = enrollment::check_not_reserved(*username, reserved_usernames_); !r) return r.error();
+
   auto token = enrollment::parse_token(request.token);
   if (!token) return token.error();
   auto record = store_.find_token(token->id);
@@ -107,6 +173,9 @@ Result<Issued> Authority::enroll(const protocol::EnrollRequest& request, TimePoi
 
   auto node = store_.find_node(*username);
   if (!node) return node.error();
+  Provisioning how;
+  how.may_adopt = (*record)->adopt_existing && (*record)->username == *username;
+  store::EnrollmentCommit commit;
   if (*node) {
     const auto& existing = **node;
     // ejabberd and Openfire lock out a user, not a certificate: letting the name in again would
@@ -126,9 +195,15 @@ Result<Issued> Authority::enroll(const protocol::EnrollRequest& request, TimePoi
       return fail(Errc::conflict, "username '" + *username +
                                       "' is held by another node; to re-enroll it, use a token created with "
                                       "--username " + *username);
+    commit.expected_current = existing.current_serial;
+    // The only way a lockout is ever lifted: the name's revoked certificate has expired, and the
+    // operator gave out a token that enrolls it (recorded in the audit log).
+    how.lift_lockout = existing.status == "revoked";
   }
-  auto issued = issue(*csr, *username, **group, now, [&](const store::CertificateRecord& cert) {
-    return store_.record_enrollment(token->id, cert, now);
+  auto issued = issue(*csr, *username, **group, how, now, [&](const store::CertificateRecord& cert, bool adopted) {
+    commit.adopts_account = adopted;
+    commit.lifted_lockout = how.lift_lockout;
+    return store_.record_enrollment(token->id, cert, now, commit);
   });
   if (issued) issued->token_id = token->id;
   return issued;
@@ -144,9 +219,7 @@ Result<std::optional<Issued>> Authority::replay(const store::TokenRecord& record
   auto earlier = store_.find_enrollment(record.id, username);
   if (!earlier) return earlier.error();
   if (!*earlier || (*earlier)->not_after <= now) return std::optional<Issued>();
-  auto cert = crypto::Certificate::from_pem((*earlier)->pem);
-  if (!cert || EVP_PKEY_eq(cert->public_key(), csr.public_key()) != 1)
-    return std::optional<Issued>();
+  if (!same_key(**earlier, csr)) return std::optional<Issued>();
   auto group = store_.find_group((*earlier)->group);
   if (!group) return group.error();
   if (!*group) return std::optional<Issued>();
@@ -171,10 +244,6 @@ Result<Issued> Authority::renew(const protocol::RenewRequest& request, const cry
   if (!known) return known.error();
   if (!*known || (*known)->username != username)
     return fail(Errc::unauthorized, "certificate " + serial + " was not issued by this CA's store");
-  if ((*known)->status != "active")
-    return fail(Errc::unauthorized, "certificate " + serial + " is " + (*known)->status + " and cannot renew" +
-                                        ((*known)->status == "revoked" ? ": the operator revoked this node"
-                                                                       : "; enroll again with a token"));
 
   auto csr = decode_csr(request.csr);
   if (!csr) return csr.error();
@@ -185,12 +254,37 @@ Result<Issued> Authority::renew(const protocol::RenewRequest& request, const cry
   if (current->public_key() && EVP_PKEY_eq(csr->public_key(), current->public_key()) == 1)
     return fail(Errc::invalid_request, "the CSR must carry a new key, not the one of the current certificate");
 
+  if ((*known)->status == "superseded") {
+    auto replayed = replay_renewal(**known, *csr, now);
+    if (!replayed) return replayed.error();
+    if (*replayed) return std::move(**replayed);
+  }
+  if ((*known)->status != "active")
+    return fail(Errc::unauthorized, "certificate " + serial + " is " + (*known)->status + " and cannot renew" +
+                                        ((*known)->status == "revoked" ? ": the operator revoked this node"
+                                                                       : "; enroll again with a token"));
+
   auto group = store_.find_group((*known)->group);
   if (!group) return group.error();
   if (!*group) return fail(Errc::internal, "the node's group '" + (*known)->group + "' no longer exists");
-  return issue(*csr, username, **group, now, [&](const store::CertificateRecord& cert) {
+  return issue(*csr, username, **group, {}, now, [&](const store::CertificateRecord& cert, bool) {
     return store_.record_renewal(serial, cert, now);
   });
+}
+
+Result<std::optional<Issued>> Authority::replay_renewal(const store::CertificateRecord& superseded,
+                                                        const crypto::Csr& csr, TimePoint now) {
+  // A node whose renewal answer was lost retries with the same (superseded) client certificate and
+  // the same new key: it has proved both keys, and gets the certificate it was already issued.
+  auto renewal = store_.find_renewal(superseded.serial);
+  if (!renewal) return renewal.error();
+  if (!*renewal || (*renewal)->status != "active" || (*renewal)->not_after <= now || !same_key(**renewal, csr))
+    return std::optional<Issued>();
+  auto group = store_.find_group((*renewal)->group);
+  if (!group) return group.error();
+  if (!*group) return std::optional<Issued>();
+  spdlog::info("renewal of {} repeated: answering certificate {} again", superseded.serial, (*renewal)->serial);
+  return std::optional<Issued>(render(**renewal, **group, now));
 }
 
 Result<Revoked> Authority::revoke(const RevokeRequest& request, TimePoint now) {
@@ -209,6 +303,7 @@ Result<Revoked> Authority::revoke(const RevokeRequest& request, TimePoint now) {
 }
 
 Result<void> Authority::lock_out(const std::string& username, const std::string& serial, TimePoint now) {
+  UsernameLocks::Guard guard(locks_, username);
   if (auto disabled = directory_.disable_user(username); !disabled) {
     spdlog::warn("locking out {} in the directory failed, will retry: {}", username, disabled.error().detail);
     if (auto r = store_.record_lockout_failure(username, disabled.error().detail); !r) return r;
@@ -218,13 +313,26 @@ Result<void> Authority::lock_out(const std::string& username, const std::string&
   return store_.complete_lockout(username, serial, now);
 }
 
-Result<std::size_t> Authority::retry_lockouts(TimePoint now) {
+Result<std::size_t> Authority::enforce_lockouts(TimePoint now) {
   auto pending = store_.pending_lockouts();
   if (!pending) return pending.error();
-  std::size_t left = 0;
-  for (const auto& lockout : *pending)
-    if (!lock_out(lockout.username, lockout.serial, now)) ++left;
-  return left;
+  std::size_t failed = 0;
+  std::set<std::string> queued;
+  for (const auto& lockout : *pending) {
+    queued.insert(lockout.username);
+    if (!lock_out(lockout.username, lockout.serial, now)) ++failed;
+  }
+  auto revoked = store_.locked_out_usernames(now);
+  if (!revoked) return revoked.error();
+  for (const auto& username : *revoked) {
+    if (queued.contains(username)) continue;
+    UsernameLocks::Guard guard(locks_, username);
+    if (auto r = directory_.disable_user(username); !r) {
+      spdlog::warn("re-asserting the lockout of revoked node {} failed: {}", username, r.error().detail);
+      ++failed;
+    }
+  }
+  return failed;
 }
 
 Result<std::string> Authority::crl(TimePoint now) {

@@ -13,8 +13,12 @@
 #include "common/time.hpp"
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 namespace evpn::ca::authority {
 
@@ -34,7 +38,7 @@ struct RevokeRequest {
 struct Revoked {
   store::RevocationRecord revocation;
   // Set when the node's directory lockout was due and failed: it stays queued for
-  // retry_lockouts and `evpn-ca nodes` shows it.
+  // enforce_lockouts and `evpn-ca nodes` shows it.
   std::optional<Error> lockout_error;
 };
 
@@ -45,21 +49,48 @@ inline constexpr std::chrono::seconds crl_validity{7 * 86400};
 // "expired" or "revoked", of the node's current certificate at `now`.
 std::string node_state(const store::NodeRecord& node, TimePoint now);
 
+// One lock per username, held while the CA provisions, signs and records for that name or locks it
+// out, so that the directory calls of one name never interleave within this process.
+class UsernameLocks {
+ public:
+  class Guard {
+   public:
+    Guard(UsernameLocks& locks, std::string username);
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+    ~Guard();
+
+   private:
+    UsernameLocks& locks_;
+    std::string username_;
+  };
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  std::set<std::string> held_;
+};
+
 class Authority {
  public:
-  Authority(store::Store& store, const signing::Signer& signer, xmpp::Directory& directory,
-            XmppConfig xmpp);
+  Authority(store::Store& store, const signing::Signer& signer, xmpp::Directory& directory, XmppConfig xmpp,
+            std::vector<std::string> reserved_usernames = default_reserved_usernames);
 
   // Checks the request (CSR signature, key policy, username, token), provisions the directory,
   // signs, and records the certificate while spending one token use, in that order. A refused
   // request changes nothing and spends nothing. A repeat of an enrollment (same token secret,
   // name and public key) whose answer was lost gets the same certificate again, spending nothing.
+  // Only an XMPP account that evpn-ca created is ever issued for: one that exists on the server
+  // otherwise is Errc::account_exists, untouched, unless the token was made with --adopt-existing
+  // for that name. Reserved usernames are Errc::forbidden for every token.
   Result<Issued> enroll(const protocol::EnrollRequest& request, TimePoint now);
 
   // Renews the certificate `current` (the TLS client certificate of the request): it must be issued
   // by this CA, unexpired, and the node's current active certificate; the CSR must carry a new key
-  // and the same CN. Re-asserts the directory (repairing drift), signs, and makes the new
-  // certificate current. Errc::unauthorized for a certificate that may not renew.
+  // and the same CN. Re-asserts the account and its membership (repairing drift) but never lifts a
+  // lockout, signs, and makes the new certificate current. A repeat of a renewal whose answer was
+  // lost (the same current certificate, the same new key) gets the certificate it was issued,
+  // spending nothing. Errc::unauthorized for a certificate that may not renew.
   Result<Issued> renew(const protocol::RenewRequest& request, const crypto::Certificate* current, TimePoint now);
 
   // Revokes the certificate in the store (with the audit entry), then, when it was its node's
@@ -68,9 +99,10 @@ class Authority {
   // Errc::invalid_request for a bad request or reason, not_found / conflict from the store.
   Result<Revoked> revoke(const RevokeRequest& request, TimePoint now);
 
-  // Runs every queued directory lockout once; failures stay queued with their error. Returns how
-  // many are still queued.
-  Result<std::size_t> retry_lockouts(TimePoint now);
+  // Locks out, once more, every node whose current certificate is revoked and still valid: the
+  // queued lockouts (failures stay queued with their error) and those done before, so that a
+  // lockout undone by a lost race or by hand comes back within one call. Returns how many failed.
+  Result<std::size_t> enforce_lockouts(TimePoint now);
 
   // The DER CRL of GET /v1/crl: every revoked certificate, signed at `now`, valid crl_validity.
   Result<std::string> crl(TimePoint now);
@@ -82,10 +114,26 @@ class Authority {
   Result<void> health();
 
  private:
-  // Provisions the directory, signs, records through `record` and renders the result.
+  // What an issuance may do to the XMPP account besides creating it.
+  struct Provisioning {
+    bool may_adopt = false;     // the token was made with --adopt-existing for this name
+    bool lift_lockout = false;  // the name's revoked certificate has expired: a new enrollment may lift
+  };
+
+  // Provisions the directory, signs, records through `record(cert, adopted)` and renders the result,
+  // holding the username's lock throughout.
   template <class Record>
   Result<Issued> issue(const crypto::Csr& csr, const std::string& username, const store::GroupRecord& group,
-                       TimePoint now, Record record);
+                       const Provisioning& how, TimePoint now, Record record);
+
+  // Makes the account and its membership right, touching no account that is not evpn-ca's (see
+  // enroll). Returns whether an existing account is being adopted.
+  Result<bool> provision(const std::string& username, const std::string& group, const Provisioning& how,
+                         TimePoint now);
+
+  // The certificate that renewed `superseded` for the key of `csr`, answered again, or nullopt.
+  Result<std::optional<Issued>> replay_renewal(const store::CertificateRecord& superseded, const crypto::Csr& csr,
+                                               TimePoint now);
 
   // Disables `username` in the directory and records the outcome of the lockout queued by `serial`.
   Result<void> lock_out(const std::string& username, const std::string& serial, TimePoint now);
@@ -101,7 +149,9 @@ class Authority {
   const signing::Signer& signer_;
   xmpp::Directory& directory_;
   XmppConfig xmpp_;
+  std::vector<std::string> reserved_usernames_;
   std::string roots_pem_;  // encoded once: every answer carries it
+  UsernameLocks locks_;
 };
 
 }  // namespace evpn::ca::authority

@@ -100,4 +100,11 @@ Result<void> check_username(std::string_view username) {
   return {};
 }
 
+Result<void> check_not_reserved(std::string_view username, const std::vector<std::string>& reserved) {
+  // check_username admits lower case only, and XMPP servers fold case: comparing as is suffices.
+  if (std::find(reserved.begin(), reserved.end(), username) == reserved.end()) return {};
+  return fail(Errc::forbidden, "the username '" + std::string(username) +
+                                   "' is reserved (reserved_usernames in the CA's config.json): choose another one");
+}
+
 }  // namespace evpn::ca::enrollment

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace evpn::ca::enrollment {
 
@@ -38,6 +39,9 @@ bool secret_matches(const store::TokenRecord& record, const TokenParts& presente
 // Errc::forbidden when the token is pinned to another username.
 Result<void> check_token(const store::TokenRecord& record, const TokenParts& presented,
                          const std::string& username, TimePoint now);
+
+// Errc::forbidden when `username` is one of `reserved` (config.json reserved_usernames).
+Result<void> check_not_reserved(std::string_view username, const std::vector<std::string>& reserved);
 
 // Usernames: 1-64 chars of [a-z0-9._-], starting with a letter or digit, no "..".
 Result<void> check_username(std::string_view username);

@@ -12,10 +12,9 @@
 namespace evpn::ca::store {
 namespace {
 
-constexpr int kSchemaVersion = 1;
-
-// The whole schema, in one place. Times are unix seconds.
-constexpr const char* kSchema = R"sql(
+// The schema, in one place: each version's SQL brings a store from the version before it, so a
+// new store runs them all and an older one the rest. Times are unix seconds.
+constexpr const char* kVersion1 = R"sql(
 CREATE TABLE groups (
   name             TEXT PRIMARY KEY,
   overlay          TEXT NOT NULL,
@@ -71,8 +70,29 @@ CREATE TABLE audit (
 );
 )sql";
 
+// Version 2: which XMPP accounts evpn-ca created (only those it ever issues for, unless an operator
+// adopts one with a token made for it), and which certificate a renewal replaced (so that a
+// renewal whose answer was lost is answered again). Every account a node holds a certificate for
+// was created or taken by an earlier evpn-ca, so those are recorded as its own.
+constexpr const char* kVersion2 = R"sql(
+CREATE TABLE accounts (
+  username TEXT PRIMARY KEY,
+  origin   TEXT NOT NULL CHECK (origin IN ('created', 'adopted', 'migrated')),
+  since    INTEGER NOT NULL
+);
+INSERT INTO accounts(username, origin, since)
+  SELECT username, 'migrated', min(issued_at) FROM certificates GROUP BY username;
+ALTER TABLE tokens ADD COLUMN adopt_existing INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE certificates ADD COLUMN renewed_from TEXT;
+CREATE INDEX certificates_by_renewed_from ON certificates(renewed_from);
+)sql";
+
+constexpr const char* kMigrations[] = {kVersion1, kVersion2};
+constexpr long long kSchemaVersion = std::size(kMigrations);
+
 constexpr const char* kSelectToken =
-    "SELECT id, secret_hash, group_name, username, expires_at, uses_left, created_at, revoked_at FROM tokens";
+    "SELECT id, secret_hash, group_name, username, expires_at, uses_left, created_at, revoked_at, adopt_existing "
+    "FROM tokens";
 
 constexpr const char* kSelectNode =
     "SELECT n.username, n.group_name, n.current_serial, c.not_after, c.status, g.overlay, c.not_before, "
@@ -278,9 +298,10 @@ Result<void> create_schema(Connection& db) {
     return fail(Errc::internal, "the CA store has schema version " + std::to_string(*found) +
                                     " but this evpn-ca only knows version " + std::to_string(kSchemaVersion) +
                                     ": it was written by a newer evpn-ca; upgrade evpn-ca");
-  if (*found == 0) {
-    if (auto r = exec(db.get(), kSchema); !r) return r;
-    if (auto r = run(db, "PRAGMA user_version = 1"); !r) return r;
+  for (long long version = *found + 1; version <= kSchemaVersion; ++version) {
+    if (auto r = exec(db.get(), kMigrations[version - 1]); !r) return r;
+    // PRAGMA takes no bound parameters.
+    if (auto r = exec(db.get(), ("PRAGMA user_version = " + std::to_string(version)).c_str()); !r) return r;
   }
   return tx->commit();
 }
@@ -303,8 +324,10 @@ Result<void> write_audit(Connection& db, const AuditRecord& entry) {
 }
 
 // Inside an open transaction: supersedes the node's current certificate, stores `cert` and makes
-// it the node's current one. `token_id` is the token spent for it (none for a renewal).
-Result<void> install_current(Connection& db, const CertificateRecord& cert, const std::optional<std::string>& token_id) {
+// it the node's current one. `token_id` is the token spent for it (none for a renewal);
+// `renewed_from` the certificate a renewal replaces.
+Result<void> install_current(Connection& db, const CertificateRecord& cert, const std::optional<std::string>& token_id,
+                             const std::optional<std::string>& renewed_from = std::nullopt) {
   auto supersede =
       Statement::prepare(db,
                          "UPDATE certificates SET status = 'superseded' WHERE status = 'active' AND serial = "
@@ -316,9 +339,9 @@ Result<void> install_current(Connection& db, const CertificateRecord& cert, cons
   auto insert = Statement::prepare(
       db,
       "INSERT INTO certificates(serial, username, group_name, not_before, not_after, pem, status, "
-      "issued_at, token_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "issued_at, token_id, renewed_from) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       cert.serial, cert.username, cert.group, cert.not_before, cert.not_after, cert.pem, cert.status,
-      cert.issued_at, token_id);
+      cert.issued_at, token_id, renewed_from);
   if (!insert) return insert.error();
   if (auto r = insert->run(); !r) {
     if (r.error().code == Errc::conflict)
@@ -407,7 +430,7 @@ Result<std::vector<T>> find_all(Statement& s, Read read) {
 TokenRecord read_token(const Statement& row) {
   return TokenRecord{row.text(0), row.text(1),          row.text(2),
                      row.optional_text(3), row.time(4), static_cast<int>(row.integer(5)),
-                     row.time(6),          row.optional_time(7)};
+                     row.time(6),          row.optional_time(7), row.integer(8) != 0};
 }
 
 NodeRecord read_node(const Statement& row) {
@@ -586,9 +609,9 @@ Result<void> Store::add_token(const TokenRecord& token) {
   if (!tx) return tx.error();
   auto s = Statement::prepare(db,
                               "INSERT INTO tokens(id, secret_hash, group_name, username, expires_at, "
-                              "uses_left, created_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                              "uses_left, created_at, adopt_existing) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                               token.id, token.secret_hash, token.group, token.username, token.expires_at,
-                              token.uses_left, token.created_at);
+                              token.uses_left, token.created_at, token.adopt_existing ? 1 : 0);
   if (!s) return s.error();
   if (auto r = s->run(); !r) {
     if (r.error().code == Errc::not_found)
@@ -599,7 +622,8 @@ Result<void> Store::add_token(const TokenRecord& token) {
     return r;
   }
   const std::string detail = "group " + token.group + ", " + std::to_string(token.uses_left) + " use(s), expires " +
-                             to_rfc3339(token.expires_at) + (token.username ? "" : ", any username");
+                             to_rfc3339(token.expires_at) + (token.username ? "" : ", any username") +
+                             (token.adopt_existing ? ", may adopt an existing XMPP account" : "");
   if (auto r = write_audit(db, {token.created_at, "token-create", token.username.value_or(""), "", token.id, detail});
       !r)
     return r;
@@ -646,6 +670,41 @@ Result<void> Store::revoke_token(const std::string& id, TimePoint now) {
   return tx->commit();
 }
 
+Result<bool> Store::owns_account(const std::string& username) {
+  std::lock_guard lock(*state_->read_mutex);
+  Connection& db = *state_->reader;
+  auto s = Statement::prepare(db, "SELECT 1 FROM accounts WHERE username = ?", username);
+  if (!s) return s.error();
+  return s->step();
+}
+
+namespace {
+
+// Inside an open transaction: `username` is evpn-ca's account from now on.
+Result<void> insert_account(Connection& db, const std::string& username, const char* origin, TimePoint now) {
+  auto s = Statement::prepare(db, "INSERT INTO accounts(username, origin, since) VALUES(?, ?, ?) "
+                                  "ON CONFLICT(username) DO NOTHING", username, origin, now);
+  if (!s) return s.error();
+  if (auto r = s->run(); !r) return r;
+  if (sqlite3_changes(db.get()) == 0) return {};
+  const std::string detail = std::string(origin) == "adopted"
+                                 ? "existing XMPP account adopted by a token made with --adopt-existing"
+                                 : "XMPP account created";
+  return write_audit(db, {now, std::string("account-") + (std::string(origin) == "adopted" ? "adopt" : "create"),
+                          username, "", "", detail});
+}
+
+}  // namespace
+
+Result<void> Store::record_account(const std::string& username, TimePoint now) {
+  std::lock_guard lock(state_->write_mutex);
+  Connection& db = state_->writer;
+  auto tx = Transaction::begin(db);
+  if (!tx) return tx.error();
+  if (auto r = insert_account(db, username, "created", now); !r) return r;
+  return tx->commit();
+}
+
 Result<std::optional<NodeRecord>> Store::find_node(const std::string& username) {
   std::lock_guard lock(*state_->read_mutex);
   Connection& db = *state_->reader;
@@ -662,9 +721,26 @@ Result<std::vector<NodeRecord>> Store::list_nodes() {
   return find_all<NodeRecord>(*s, read_node);
 }
 
-Result<void> Store::record_enrollment(const std::string& token_id, const CertificateRecord& cert,
-                                      TimePoint now) {
+Result<void> Store::record_enrollment(const std::string& token_id, const CertificateRecord& cert, TimePoint now,
+                                      const EnrollmentCommit& how) {
   return write_batched([&](Connection& db) -> Result<void> {
+    // The authority checked the node before it provisioned and signed; a revocation or another
+    // enrollment of the name may have committed since.
+    {
+      auto node = Statement::prepare(db,
+                                     "SELECT n.current_serial, c.status = 'revoked' AND c.not_after > ? FROM nodes n "
+                                     "JOIN certificates c ON c.serial = n.current_serial WHERE n.username = ?",
+                                     now, cert.username);
+      if (!node) return node.error();
+      auto row = node->step();
+      if (!row) return row.error();
+      const std::optional<std::string> current = *row ? std::optional(node->text(0)) : std::nullopt;
+      if (*row && node->integer(1) != 0)
+        return fail(Errc::forbidden, "username '" + cert.username + "' was revoked while this enrollment was handled");
+      if (current != how.expected_current)
+        return fail(Errc::conflict, "username '" + cert.username + "' was enrolled by another request meanwhile");
+    }
+
     // The conditions live in the UPDATE itself, so checking and spending are one atomic step.
     auto spend = Statement::prepare(
         db, "UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0 AND expires_at > ?",
@@ -674,6 +750,13 @@ Result<void> Store::record_enrollment(const std::string& token_id, const Certifi
     if (sqlite3_changes(db.get()) == 0) return fail(Errc::unauthorized, kTokenRefused);
 
     if (auto r = install_current(db, cert, std::optional<std::string>(token_id)); !r) return r;
+    if (how.adopts_account)
+      if (auto r = insert_account(db, cert.username, "adopted", now); !r) return r;
+    if (how.lifted_lockout)
+      if (auto r = write_audit(db, {now, "lockout-lift", cert.username, cert.serial, token_id,
+                                    "the revoked certificate had expired; a new enrollment lifted the lockout"});
+          !r)
+        return r;
     const std::string detail = "group " + cert.group + ", valid until " + to_rfc3339(cert.not_after);
     return write_audit(db, {now, "enroll", cert.username, cert.serial, token_id, detail});
   });
@@ -693,7 +776,7 @@ Result<void> Store::record_renewal(const std::string& old_serial, const Certific
     if (!*row)
       return fail(Errc::unauthorized, "certificate " + old_serial + " is not the current, active certificate of '" +
                                           cert.username + "'; enroll again with a token");
-    if (auto r = install_current(db, cert, std::nullopt); !r) return r;
+    if (auto r = install_current(db, cert, std::nullopt, old_serial); !r) return r;
     const std::string detail = "replaces " + old_serial + ", valid until " + to_rfc3339(cert.not_after);
     return write_audit(db, {now, "renew", cert.username, cert.serial, "", detail});
   });
@@ -729,6 +812,14 @@ Result<std::optional<CertificateRecord>> Store::find_enrollment(const std::strin
        " WHERE token_id = ? AND username = ? AND status = 'active' ORDER BY issued_at DESC, serial LIMIT 1")
           ,
       token_id, username);
+  if (!s) return s.error();
+  return find_one<CertificateRecord>(*s, read_certificate);
+}
+
+Result<std::optional<CertificateRecord>> Store::find_renewal(const std::string& old_serial) {
+  std::lock_guard lock(*state_->read_mutex);
+  Connection& db = *state_->reader;
+  auto s = Statement::prepare(db, std::string(kSelectCertificate) + " WHERE renewed_from = ?", old_serial);
   if (!s) return s.error();
   return find_one<CertificateRecord>(*s, read_certificate);
 }
@@ -786,6 +877,17 @@ Result<std::vector<PendingLockout>> Store::pending_lockouts() {
   return find_all<PendingLockout>(*s, [](const Statement& row) {
     return PendingLockout{row.text(0), row.text(1), row.time(2), static_cast<int>(row.integer(3)), row.text(4)};
   });
+}
+
+Result<std::vector<std::string>> Store::locked_out_usernames(TimePoint now) {
+  std::lock_guard lock(*state_->read_mutex);
+  Connection& db = *state_->reader;
+  auto s = Statement::prepare(db,
+                              "SELECT n.username FROM nodes n JOIN certificates c ON c.serial = n.current_serial "
+                              "WHERE c.status = 'revoked' AND c.not_after > ? ORDER BY n.username",
+                              now);
+  if (!s) return s.error();
+  return find_all<std::string>(*s, [](const Statement& row) { return row.text(0); });
 }
 
 Result<void> Store::complete_lockout(const std::string& username, const std::string& serial, TimePoint now) {

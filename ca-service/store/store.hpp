@@ -37,6 +37,9 @@ struct TokenRecord {
   int uses_left = 1;
   TimePoint created_at;
   std::optional<TimePoint> revoked_at{};  // set by revoke_token
+  // Made with --adopt-existing: may take over an XMPP account of its pinned username that evpn-ca
+  // did not create.
+  bool adopt_existing = false;
 };
 
 struct CertificateRecord {
@@ -48,6 +51,17 @@ struct CertificateRecord {
   std::string pem;
   std::string status = "active";  // "active", "superseded", "revoked"
   TimePoint issued_at;
+};
+
+// How an enrollment that spends a token is committed (record_enrollment).
+struct EnrollmentCommit {
+  // The node's current certificate when the request was checked, if it had one: a request that
+  // raced with another enrollment of the same name, or with its revocation, is refused.
+  std::optional<std::string> expected_current{};
+  // The token adopts an existing XMPP account: recorded as evpn-ca's, with an audit entry.
+  bool adopts_account = false;
+  // The request lifted the lockout of a name whose revoked certificate had expired (audit entry).
+  bool lifted_lockout = false;
 };
 
 // A directory lockout that a revocation queued and that has not succeeded yet.
@@ -113,21 +127,31 @@ class Store {
   // Errc::conflict when it is already revoked.
   Result<void> revoke_token(const std::string& id, TimePoint now);
 
+  // Whether evpn-ca created (or an operator adopted) the XMPP account `username`.
+  Result<bool> owns_account(const std::string& username);
+  // Records that evpn-ca created the XMPP account `username`, with an audit entry; a no-op when it
+  // is recorded already.
+  Result<void> record_account(const std::string& username, TimePoint now);
+
   Result<std::optional<NodeRecord>> find_node(const std::string& username);
   // Every node, by username.
   Result<std::vector<NodeRecord>> list_nodes();
 
-  // In one transaction: spends one use of the token (Errc::unauthorized when it has none left
-  // or has expired at `now`), stores the certificate, marks the node's previous certificate
-  // "superseded" and makes this one the node's current certificate (dropping a lockout still
-  // queued for the name). Nothing changes on error.
-  Result<void> record_enrollment(const std::string& token_id, const CertificateRecord& cert,
-                                 TimePoint now);
+  // In one transaction: checks that the node's current certificate is still `how.expected_current`
+  // (Errc::conflict otherwise) and is not revoked and unexpired at `now` (Errc::forbidden), spends
+  // one use of the token (Errc::unauthorized when it has none left or has expired at `now`),
+  // stores the certificate, marks the node's previous certificate "superseded" and makes this one
+  // the node's current certificate (dropping a lockout still queued for the name). Nothing changes
+  // on error.
+  Result<void> record_enrollment(const std::string& token_id, const CertificateRecord& cert, TimePoint now,
+                                 const EnrollmentCommit& how = {});
 
   // In one transaction: checks that `old_serial` is still the node's current, active, unexpired
-  // certificate at `now` (Errc::unauthorized otherwise), supersedes it, stores `cert` and makes it
-  // current. Nothing changes on error.
+  // certificate at `now` (Errc::unauthorized otherwise), supersedes it, stores `cert` as its
+  // renewal and makes it current. Nothing changes on error.
   Result<void> record_renewal(const std::string& old_serial, const CertificateRecord& cert, TimePoint now);
+  // The certificate that renewed `old_serial`, if any.
+  Result<std::optional<CertificateRecord>> find_renewal(const std::string& old_serial);
 
   Result<std::optional<CertificateRecord>> find_certificate(const std::string& serial);
   // The active certificate that spending a use of `token_id` issued to `username`, if any.
@@ -144,6 +168,9 @@ class Store {
   Result<std::vector<RevocationRecord>> list_revocations();
 
   Result<std::vector<PendingLockout>> pending_lockouts();
+  // The nodes whose current certificate is revoked and still valid at `now`: they must stay locked
+  // out of the directory.
+  Result<std::vector<std::string>> locked_out_usernames(TimePoint now);
   // The lockout queued for `username` by `serial` is done: removes it and writes the audit entry.
   Result<void> complete_lockout(const std::string& username, const std::string& serial, TimePoint now);
   // Counts a failed attempt of the lockout queued for `username` and keeps `error` for `nodes`.

@@ -12,9 +12,11 @@ namespace {
 class NoDirectory final : public Directory {
  public:
   Result<void> ensure_group(const std::string&) override { return {}; }
-  Result<void> ensure_user(const std::string&) override { return {}; }
+  Result<bool> user_exists(const std::string&) override { return false; }
+  Result<void> create_user(const std::string&) override { return {}; }
   Result<void> add_member(const std::string&, const std::string&) override { return {}; }
   Result<void> disable_user(const std::string&) override { return {}; }
+  Result<void> lift_lockout(const std::string&) override { return {}; }
   Result<void> delete_user(const std::string&) override { return {}; }
   Result<void> ping() override { return {}; }
 };

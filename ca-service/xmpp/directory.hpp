@@ -19,12 +19,18 @@ class Directory {
 
   // The group exists and is shared with its own members (members see each other's presence).
   virtual Result<void> ensure_group(const std::string& group) = 0;
-  // The user exists (with a random password that SASL EXTERNAL never uses).
-  virtual Result<void> ensure_user(const std::string& username) = 0;
+  // Whether the server has an account of that name, whoever created it.
+  virtual Result<bool> user_exists(const std::string& username) = 0;
+  // Creates the account (with a random password that SASL EXTERNAL never uses). Errc::conflict
+  // when it exists already: the caller decides whether that account is its own.
+  virtual Result<void> create_user(const std::string& username) = 0;
   // The user is a member of the group (which must exist).
   virtual Result<void> add_member(const std::string& username, const std::string& group) = 0;
-  // The user can no longer log in; live sessions are ended.
+  // The user can no longer log in; live sessions are ended. Idempotent.
   virtual Result<void> disable_user(const std::string& username) = 0;
+  // Undoes disable_user. Only an operator-approved enrollment calls it: no renewal and no other
+  // request ever lifts a lockout.
+  virtual Result<void> lift_lockout(const std::string& username) = 0;
   virtual Result<void> delete_user(const std::string& username) = 0;
   // Proves the directory answers (for /healthz).
   virtual Result<void> ping() = 0;

@@ -43,14 +43,21 @@ Result<void> EjabberdDirectory::ensure_group(const std::string& group) {
   return ensure_revoked_group();
 }
 
-Result<void> EjabberdDirectory::ensure_user(const std::string& username) {
+Result<bool> EjabberdDirectory::user_exists(const std::string& username) {
+  // check_account answers 0 for an account that exists and 1 for one that does not (ejabberd
+  // 23.01's mod_http_api sends both with HTTP 200).
+  auto answer = call("check_account", json{{"user", username}, {"host", domain_}}.dump());
+  if (!answer) return answer.error();
+  const json code = json::parse(*answer, nullptr, false);
+  if (code == 0) return true;
+  if (code == 1) return false;
+  return fail(Errc::internal, "ejabberd answered check_account with '" + excerpt(*answer) + "', not 0 or 1");
+}
+
+Result<void> EjabberdDirectory::create_user(const std::string& username) {
   // SASL EXTERNAL never uses the password; a random one keeps password logins closed.
   json body{{"user", username}, {"host", domain_}, {"password", crypto::to_hex(crypto::random_bytes(16))}};
-  auto answer = call("register", body.dump());
-  if (!answer && answer.error().code != Errc::conflict) return answer.error();  // conflict: it exists already
-  // The authority lets a revoked name enroll again only once its revoked certificate has expired;
-  // from then on the name may log in again.
-  return done(call("srg_user_del", revoked_membership(username)));
+  return done(call("register", body.dump()));
 }
 
 Result<void> EjabberdDirectory::add_member(const std::string& username, const std::string& group) {
@@ -73,6 +80,10 @@ Result<void> EjabberdDirectory::delete_user(const std::string& username) {
   json body{{"user", username}, {"host", domain_}};
   if (auto removed = call("unregister", body.dump()); !removed) return removed.error();
   return done(call("kick_user", body.dump()));
+}
+
+Result<void> EjabberdDirectory::lift_lockout(const std::string& username) {
+  return done(call("srg_user_del", revoked_membership(username)));
 }
 
 Result<void> EjabberdDirectory::ensure_revoked_group() {

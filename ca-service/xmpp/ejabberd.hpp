@@ -1,5 +1,6 @@
 #pragma once
-// ejabberd through mod_http_api: register, srg_create, srg_user_add, unregister, kick_user.
+// ejabberd through mod_http_api: check_account, register, srg_create, srg_user_add, srg_user_del,
+// unregister, kick_user, status.
 // Disabling a user puts it in the shared roster group `revoked_group`, which the c2s access rule of
 // deploy/ejabberd/ejabberd.yml.in refuses: the only thing that stops a certificate login there.
 
@@ -16,9 +17,11 @@ class EjabberdDirectory final : public Directory {
   EjabberdDirectory(net::Url api, net::HttpClient client, std::string domain);
 
   Result<void> ensure_group(const std::string& group) override;
-  Result<void> ensure_user(const std::string& username) override;
+  Result<bool> user_exists(const std::string& username) override;
+  Result<void> create_user(const std::string& username) override;
   Result<void> add_member(const std::string& username, const std::string& group) override;
   Result<void> disable_user(const std::string& username) override;
+  Result<void> lift_lockout(const std::string& username) override;
   Result<void> delete_user(const std::string& username) override;
   Result<void> ping() override;
 

@@ -218,16 +218,23 @@ Result<void> OpenfireDirectory::ensure_group(const std::string& group) {
   return expect(api_, api_.call("PUT", path, entity.dump()), "sharing group " + group, {200});
 }
 
-Result<void> OpenfireDirectory::ensure_user(const std::string& username) {
+Result<bool> OpenfireDirectory::user_exists(const std::string& username) {
+  const std::string path = "/users/" + encode_segment(username);
+  auto found = api_.call("GET", path);
+  if (!found) return found.error();
+  if (found->status == 200) return true;
+  if (found->status == 404) return false;
+  return api_.unexpected("GET " + path, *found);
+}
+
+Result<void> OpenfireDirectory::create_user(const std::string& username) {
   // SASL EXTERNAL never uses the password, but the plugin refuses an empty one; a random one
   // keeps password logins closed.
   json entity{{"username", username}, {"password", crypto::to_hex(crypto::random_bytes(16))}};
-  if (auto r = expect(api_, api_.call("POST", "/users", entity.dump()), "creating user " + username, {201, 409}); !r)
-    return r;
-  // A name revoked earlier may enroll again once its revoked certificate has expired: lift the
-  // lockout (a no-op for a user that is not locked out).
-  return expect(api_, api_.call("DELETE", "/lockouts/" + encode_segment(username)),
-                "lifting the lockout of " + username, {200});
+  auto created = api_.call("POST", "/users", entity.dump());
+  if (created && created->status == 409)
+    return fail(Errc::conflict, "Openfire already has a user " + username);
+  return expect(api_, created, "creating user " + username, {201});
 }
 
 Result<void> OpenfireDirectory::add_member(const std::string& username, const std::string& group) {
@@ -244,6 +251,12 @@ Result<void> OpenfireDirectory::disable_user(const std::string& username) {
 Result<void> OpenfireDirectory::delete_user(const std::string& username) {
   return expect(api_, api_.call("DELETE", "/users/" + encode_segment(username)), "deleting user " + username,
                 {200, 404});
+}
+
+Result<void> OpenfireDirectory::lift_lockout(const std::string& username) {
+  // A no-op for a user that is not locked out.
+  return expect(api_, api_.call("DELETE", "/lockouts/" + encode_segment(username)),
+                "lifting the lockout of " + username, {200});
 }
 
 Result<void> OpenfireDirectory::ping() {

@@ -49,15 +49,18 @@ class OpenfireApi {
 std::string encode_segment(std::string_view text);
 
 // The Directory over the REST API: group GET then POST (409 = exists) or PUT to share it again,
-// user POST (409 = exists), membership POST, lockout to disable, DELETE to delete (404 = gone).
+// user GET (404 = none) and POST (409 = conflict), membership POST, lockout POST to disable and
+// DELETE to lift, user DELETE to delete (404 = gone).
 class OpenfireDirectory final : public Directory {
  public:
   explicit OpenfireDirectory(OpenfireApi api);
 
   Result<void> ensure_group(const std::string& group) override;
-  Result<void> ensure_user(const std::string& username) override;
+  Result<bool> user_exists(const std::string& username) override;
+  Result<void> create_user(const std::string& username) override;
   Result<void> add_member(const std::string& username, const std::string& group) override;
   Result<void> disable_user(const std::string& username) override;
+  Result<void> lift_lockout(const std::string& username) override;
   Result<void> delete_user(const std::string& username) override;
   Result<void> ping() override;
 

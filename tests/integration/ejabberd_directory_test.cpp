@@ -63,15 +63,18 @@ struct RunningEjabberd {
 
 }  // namespace
 
-TEST_CASE("the ejabberd directory provisions a group, a user and a membership idempotently") {
+TEST_CASE("the ejabberd directory provisions a group, a user and a membership, and tells who exists") {
   RunningEjabberd ejabberd;
   auto directory = ok(ca::xmpp::make_directory(ejabberd_config(ejabberd.server.api_url()), domain));
 
   ok(directory->ping());
   ok(directory->ensure_group("overlay1"));
   ok(directory->ensure_group("overlay1"));
-  ok(directory->ensure_user("node1"));
-  ok(directory->ensure_user("node1"));
+  CHECK_FALSE(ok(directory->user_exists("node1")));
+  ok(directory->create_user("node1"));
+  CHECK(ok(directory->user_exists("node1")));
+  // A second create is a conflict: the caller decides whether the account is its own.
+  CHECK(error_of(directory->create_user("node1")).code == Errc::conflict);
   ok(directory->add_member("node1", "overlay1"));
   ok(directory->add_member("node1", "overlay1"));
 
@@ -83,22 +86,30 @@ TEST_CASE("the ejabberd directory provisions a group, a user and a membership id
   CHECK(std::find(info.begin(), info.end(), json{{"key", "displayed_groups"}, {"value", "overlay1"}}) != info.end());
 
   ok(directory->disable_user("node1"));
+  ok(directory->disable_user("node1"));
+  CHECK(ejabberd.api("srg_get_members", {{"group", "_evpn-revoked"}, {"host", domain}}) == json{"node1@evpn.test"});
+  ok(directory->lift_lockout("node1"));
+  ok(directory->lift_lockout("node1"));
+  CHECK(ejabberd.api("srg_get_members", {{"group", "_evpn-revoked"}, {"host", domain}}) == json::array());
   ok(directory->delete_user("node1"));
   ok(directory->delete_user("node1"));
   CHECK(ejabberd.api("registered_users", {{"host", domain}}) == json::array());
+  CHECK_FALSE(ok(directory->user_exists("node1")));
 
   ejabberd.server.stop();
   for (const auto& [name, result] :
        {std::pair{"ping", directory->ping()}, std::pair{"ensure_group", directory->ensure_group("overlay1")},
-        std::pair{"ensure_user", directory->ensure_user("node2")},
+        std::pair{"create_user", directory->create_user("node2")},
         std::pair{"add_member", directory->add_member("node2", "overlay1")},
         std::pair{"disable_user", directory->disable_user("node2")},
+        std::pair{"lift_lockout", directory->lift_lockout("node2")},
         std::pair{"delete_user", directory->delete_user("node2")}}) {
     INFO(name);
     auto error = error_of(result);
     CHECK(error.code == Errc::unavailable);
     CHECK_THAT(error.detail, Contains("ejabberd at " + ejabberd.server.api_url() + " is unreachable"));
   }
+  CHECK(error_of(directory->user_exists("node2")).code == Errc::unavailable);
 }
 
 TEST_CASE("the ejabberd directory reports a wrong API path as a configuration error") {
@@ -136,8 +147,10 @@ TEST_CASE("the none directory accepts every call without a server") {
   auto directory = ok(ca::xmpp::make_directory(config, domain));
   ok(directory->ping());
   ok(directory->ensure_group("overlay1"));
-  ok(directory->ensure_user("node1"));
+  CHECK_FALSE(ok(directory->user_exists("node1")));
+  ok(directory->create_user("node1"));
   ok(directory->add_member("node1", "overlay1"));
   ok(directory->disable_user("node1"));
+  ok(directory->lift_lockout("node1"));
   ok(directory->delete_user("node1"));
 }

@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -38,7 +39,10 @@ const TimePoint kNow = now_seconds();
 const ca::XmppConfig kXmpp{"example.test", "xmpp.example.test", 5222};
 constexpr std::chrono::seconds kLabLifetime = std::chrono::days(30);
 const std::string kRefused = "the enrollment token is unknown, expired or used up; ask the operator for a new one";
-const std::vector<std::string> kProvisioning = {"ensure_group lab", "ensure_user node1", "add_member node1 lab"};
+// The directory steps of a first enrollment (a new account) and of a renewal (the CA's own account).
+const std::vector<std::string> kProvisioning = {"user_exists node1", "create_user node1", "ensure_group lab",
+                                                "add_member node1 lab"};
+const std::vector<std::string> kReassertion = {"ensure_group lab", "create_user node1", "add_member node1 lab"};
 
 // One root for the whole run: every test's CA signs with it.
 const test::TestPki& pki() {
@@ -46,22 +50,45 @@ const test::TestPki& pki() {
   return instance;
 }
 
-// Stands in for the XMPP server's directory: records each call as "<step> <arguments>", calls
-// `on_call` with the step's name before answering, and fails with Errc::unavailable at the step
-// named in `fail_at` (and at ping when `ping_fails`).
+// Stands in for the XMPP server's directory: keeps its accounts and lockouts, records each call as
+// "<step> <arguments>", calls `on_call` with the step's name before answering, and fails with
+// Errc::unavailable at the step named in `fail_at` (and at ping when `ping_fails`). Thread-safe.
 class FakeDirectory : public ca::xmpp::Directory {
  public:
   std::vector<std::string> calls;
   std::string fail_at;
   bool ping_fails = false;
   std::function<void(const std::string& step)> on_call;
+  std::set<std::string> users;   // accounts on the server, whoever created them
+  std::set<std::string> locked;  // accounts locked out
 
   Result<void> ensure_group(const std::string& group) override { return step("ensure_group", group); }
-  Result<void> ensure_user(const std::string& username) override { return step("ensure_user", username); }
+  Result<bool> user_exists(const std::string& username) override {
+    if (auto r = step("user_exists", username); !r) return r.error();
+    std::lock_guard lock(mutex_);
+    return users.contains(username);
+  }
+  Result<void> create_user(const std::string& username) override {
+    if (auto r = step("create_user", username); !r) return r;
+    std::lock_guard lock(mutex_);
+    if (!users.insert(username).second) return fail(Errc::conflict, username + " exists");
+    return {};
+  }
   Result<void> add_member(const std::string& username, const std::string& group) override {
     return step("add_member", username + " " + group);
   }
-  Result<void> disable_user(const std::string& username) override { return step("disable_user", username); }
+  Result<void> disable_user(const std::string& username) override {
+    if (auto r = step("disable_user", username); !r) return r;
+    std::lock_guard lock(mutex_);
+    locked.insert(username);
+    return {};
+  }
+  Result<void> lift_lockout(const std::string& username) override {
+    if (auto r = step("lift_lockout", username); !r) return r;
+    std::lock_guard lock(mutex_);
+    locked.erase(username);
+    return {};
+  }
   Result<void> delete_user(const std::string& username) override { return step("delete_user", username); }
   Result<void> ping() override {
     if (ping_fails) return fail(Errc::unavailable, "connection refused");
@@ -70,11 +97,16 @@ class FakeDirectory : public ca::xmpp::Directory {
 
  private:
   Result<void> step(const std::string& name, const std::string& arguments) {
-    calls.push_back(name + " " + arguments);
+    {
+      std::lock_guard lock(mutex_);
+      calls.push_back(name + " " + arguments);
+    }
     if (on_call) on_call(name);
     if (name == fail_at) return fail(Errc::unavailable, name + " failed: connection refused");
     return {};
   }
+
+  std::mutex mutex_;
 };
 
 ca::store::Store open_store(const std::filesystem::path& file) { return ok(ca::store::Store::open(file)); }
@@ -90,6 +122,7 @@ struct TokenSpec {
   int uses = 1;
   TimePoint created_at = kNow;
   std::chrono::seconds ttl = 24h;
+  bool adopt_existing = false;
 };
 
 // A CA with real signing and a real SQLite store (groups "lab" and "prod"), and a fake directory.
@@ -104,6 +137,7 @@ struct Ca {
   // Stores a new token and returns its text.
   std::string token(const TokenSpec& spec = {}) {
     auto made = ca::enrollment::make_token(spec.group, spec.username, spec.ttl, spec.uses, spec.created_at);
+    made.record.adopt_existing = spec.adopt_existing;
     REQUIRE(store.add_token(made.record));
     token_ids.push_back(made.record.id);
     return made.text;
@@ -259,7 +293,7 @@ TEST_CASE("a valid enrollment provisions the directory, then issues and records 
   const Issued issued = ok(ca.authority.enroll({token, csr_for(key, "node1")}, kNow));
 
   CHECK(ca.directory.calls == kProvisioning);
-  CHECK(untouched_at == std::vector<std::string>{"ensure_group", "ensure_user", "add_member"});
+  CHECK(untouched_at == std::vector<std::string>{"user_exists", "create_user", "ensure_group", "add_member"});
 
   const auto& result = issued.result;
   const auto cert = ok(crypto::Certificate::from_pem(result.certificate));
@@ -409,8 +443,8 @@ TEST_CASE("enrollment refuses a token pinned to another username, naming both na
 
 TEST_CASE("a directory failure at any step issues nothing, spends nothing and stops provisioning there") {
   Ca ca;
-  const auto failing = GENERATE(0u, 1u, 2u);
-  const std::vector<std::string> steps = {"ensure_group", "ensure_user", "add_member"};
+  const auto failing = GENERATE(0u, 1u, 2u, 3u);
+  const std::vector<std::string> steps = {"user_exists", "create_user", "ensure_group", "add_member"};
   ca.directory.fail_at = steps[failing];
 
   const Error e = ca.refused({ca.token(), csr_for(ec_key(), "node1")});
@@ -568,6 +602,22 @@ TEST_CASE("GET /healthz answers 200 while the directory answers and 503 when it 
 namespace {
 
 // A node enrolled through the authority: its key and certificate.
+std::vector<std::string> audit_actions(Ca& ca, const std::string& username) {
+  std::vector<std::string> actions;
+  for (const auto& entry : ok(ca.store.list_audit()))
+    if (entry.username == username) actions.push_back(entry.action);
+  return actions;
+}
+
+// Runs `action` on another thread and blocks the caller until `done()` holds: a step that must
+// happen while the caller is inside a directory call, whatever the scheduling.
+template <class Action, class Done>
+std::thread meanwhile(Action action, Done done) {
+  std::thread other(std::move(action));
+  while (!done()) std::this_thread::sleep_for(1ms);
+  return other;
+}
+
 struct Enrolled {
   crypto::Key key;
   crypto::Certificate cert;
@@ -612,7 +662,7 @@ TEST_CASE("renewal re-asserts the directory, then issues a certificate for the n
   const Issued issued = ok(ca.authority.renew({csr_for(new_key, "node1")}, &old_cert, later));
 
   // The user and membership are made right again before signing: renewal repairs drift.
-  CHECK(ca.directory.calls == kProvisioning);
+  CHECK(ca.directory.calls == kReassertion);
   const auto& result = issued.result;
   CHECK(issued.token_id.empty());
   CHECK(result.serial != first.serial);
@@ -724,13 +774,13 @@ TEST_CASE("a directory failure during renewal issues nothing and keeps the curre
   const Enrolled node = enroll_node(ca, "node1");
   const auto failing = GENERATE(0u, 1u, 2u);
   ca.directory.calls.clear();
-  ca.directory.fail_at = std::vector<std::string>{"ensure_group", "ensure_user", "add_member"}[failing];
+  ca.directory.fail_at = std::vector<std::string>{"ensure_group", "create_user", "add_member"}[failing];
 
   auto result = ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow);
 
   REQUIRE_FALSE(result);
   CHECK(result.error().code == Errc::unavailable);
-  CHECK(ca.directory.calls == std::vector<std::string>(kProvisioning.begin(), kProvisioning.begin() + failing + 1));
+  CHECK(ca.directory.calls == std::vector<std::string>(kReassertion.begin(), kReassertion.begin() + failing + 1));
   CHECK(ca.current_serial("node1") == node.serial);
   CHECK(ca.certificate(node.serial)->status == "active");
   // The same certificate renews once the directory answers again.
@@ -823,16 +873,14 @@ TEST_CASE("a revocation whose lockout fails is recorded, and the lockout is retr
   CHECK(queued[0].attempts == 1);
   CHECK_THAT(queued[0].last_error, Catch::Contains("connection refused"));
 
-  CHECK(ok(ca.authority.retry_lockouts(kNow)) == 1);
+  CHECK(ok(ca.authority.enforce_lockouts(kNow)) == 1);
   CHECK(pending_lockouts(ca)[0].attempts == 2);
 
   ca.directory.fail_at.clear();
   ca.directory.calls.clear();
-  CHECK(ok(ca.authority.retry_lockouts(kNow)) == 0);
+  CHECK(ok(ca.authority.enforce_lockouts(kNow)) == 0);
   CHECK(ca.directory.calls == std::vector<std::string>{"disable_user node1"});
   CHECK(pending_lockouts(ca).empty());
-  CHECK(ok(ca.authority.retry_lockouts(kNow)) == 0);
-  CHECK(ca.directory.calls.size() == 1);
 }
 
 TEST_CASE("revoking a superseded certificate by serial lists it in the CRL but leaves its node's access alone") {
@@ -874,10 +922,16 @@ TEST_CASE("a revoked username cannot enroll again until its revoked certificate 
   CHECK(e.code == Errc::forbidden);
   CHECK_THAT(e.detail, Catch::Contains("revoked") && Catch::Contains(to_rfc3339(node.cert.not_after())));
 
+  REQUIRE(ca.directory.locked.contains("node1"));
   const TimePoint after = node.cert.not_after() + 1s;
   const auto again = ok(ca.authority.enroll({token, csr_for(ec_key(), "node1")}, after)).result;
   CHECK(ca.current_serial("node1") == again.serial);
   CHECK(ca.node("node1")->status == "active");
+  // The operator's new token is what lifts the lockout, and the audit log says so.
+  CHECK_FALSE(ca.directory.locked.contains("node1"));
+  CHECK(audit_actions(ca, "node1") ==
+        std::vector<std::string>{"account-create", "enroll", "revoke", "lockout", "token-create", "lockout-lift",
+                                 "enroll"});
 }
 
 TEST_CASE("GET /v1/crl answers a DER CRL signed by the root that lists the revoked serials") {
@@ -929,4 +983,156 @@ TEST_CASE("node_state tells active, expiring, expired and revoked apart") {
   CHECK(ca::authority::node_state(node, kNow + std::chrono::days(30)) == "expired");
   node.status = "revoked";
   CHECK(ca::authority::node_state(node, kNow) == "revoked");
+}
+
+TEST_CASE("an account on the XMPP server that the CA did not create is refused with account_exists, untouched") {
+  Ca ca;
+  ca.directory.users = {"node1"};
+  const std::string pinned = ca.token({.username = "node1"});
+
+  for (const std::string& token : {ca.token(), pinned}) {
+    ca.directory.calls.clear();
+    const Error e = ca.refused({token, csr_for(ec_key(), "node1")});
+    CHECK(e.code == Errc::account_exists);
+    CHECK_THAT(e.detail, Catch::Contains("--username node1 --adopt-existing"));
+    // Asked whether it exists, and nothing else: no group, no membership, no lockout change.
+    CHECK(ca.directory.calls == std::vector<std::string>{"user_exists node1"});
+  }
+  CHECK_FALSE(ok(ca.store.owns_account("node1")));
+  CHECK_FALSE(ca.node("node1"));
+}
+
+TEST_CASE("an account created by someone else between the CA's check and its own create is refused") {
+  Ca ca;
+  ca.directory.on_call = [&](const std::string& step) {
+    if (step == "create_user") ca.directory.users.insert("node1");
+  };
+
+  const Error e = ca.refused({ca.token(), csr_for(ec_key(), "node1")});
+
+  CHECK(e.code == Errc::account_exists);
+  CHECK(ca.directory.calls == std::vector<std::string>{"user_exists node1", "create_user node1"});
+  CHECK_FALSE(ok(ca.store.owns_account("node1")));
+}
+
+TEST_CASE("a token made with --adopt-existing for the name adopts the existing account, with an audit entry") {
+  Ca ca;
+  ca.directory.users = {"node1"};
+  // The flag is the token's pinned name's only: an unpinned token cannot carry it into another name.
+  const std::string token = ca.token({.username = "node1", .adopt_existing = true});
+
+  ok(ca.authority.enroll({token, csr_for(ec_key(), "node1")}, kNow));
+
+  CHECK(ca.directory.calls == std::vector<std::string>{"user_exists node1", "ensure_group lab", "add_member node1 lab"});
+  CHECK(ok(ca.store.owns_account("node1")));
+  CHECK(audit_actions(ca, "node1") == std::vector<std::string>{"token-create", "account-adopt", "enroll"});
+}
+
+TEST_CASE("reserved usernames are refused for every token, before the directory is asked") {
+  Ca ca;
+  for (const std::string name : {"admin", "root", "postmaster"}) {
+    ca.directory.calls.clear();
+    const Error e = ca.refused({ca.token({.username = name, .adopt_existing = true}), csr_for(ec_key(), name)}, name);
+    CHECK(e.code == Errc::forbidden);
+    CHECK_THAT(e.detail, Catch::Contains("reserved"));
+    CHECK(ca.directory.calls.empty());
+  }
+}
+
+TEST_CASE("a renewal never lifts a lockout, whoever placed it") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  ca.directory.locked = {"node1"};  // an operator locked the node out by hand
+
+  ok(ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow));
+
+  CHECK(ca.directory.locked.contains("node1"));
+  CHECK(ca.directory.calls.end() ==
+        std::find(ca.directory.calls.begin(), ca.directory.calls.end(), "lift_lockout node1"));
+}
+
+TEST_CASE("a renewal racing with its node's revocation is refused at commit and leaves the node locked out") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  std::thread revoker;
+  bool revoked_meanwhile = false;
+  // The revocation commits while the renewal, past its "active" check, is inside the directory.
+  ca.directory.on_call = [&](const std::string& step) {
+    if (step != "add_member" || revoked_meanwhile) return;
+    revoked_meanwhile = true;
+    revoker = meanwhile([&] { ok(ca.authority.revoke({.username = "node1"}, kNow)); },
+                        [&] { return ca.certificate(node.serial)->status == "revoked"; });
+  };
+
+  auto renewal = ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow);
+  revoker.join();
+
+  REQUIRE(revoked_meanwhile);
+  REQUIRE_FALSE(renewal);
+  CHECK(renewal.error().code == Errc::unauthorized);
+  CHECK(ca.current_serial("node1") == node.serial);
+  CHECK(ca.directory.locked.contains("node1"));
+  CHECK(pending_lockouts(ca).empty());
+}
+
+TEST_CASE("a re-enrollment racing with the revocation of the name is refused at commit and spends nothing") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  const std::string pinned = ca.token({.username = "node1"});
+  std::thread revoker;
+  ca.directory.on_call = [&](const std::string& step) {
+    if (step != "add_member" || revoker.joinable()) return;
+    revoker = meanwhile([&] { ok(ca.authority.revoke({.username = "node1"}, kNow)); },
+                        [&] { return ca.certificate(node.serial)->status == "revoked"; });
+  };
+
+  auto again = ca.authority.enroll({pinned, csr_for(ec_key(), "node1")}, kNow);
+  revoker.join();
+
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == Errc::forbidden);
+  CHECK(ca.uses_left(token_id(pinned)) == 1);
+  CHECK(ca.current_serial("node1") == node.serial);
+  CHECK(ca.directory.locked.contains("node1"));
+}
+
+TEST_CASE("enforcing lockouts re-asserts every revoked node whose certificate is valid, and only those") {
+  Ca ca;
+  const Enrolled revoked = enroll_node(ca, "node1");
+  enroll_node(ca, "node2");
+  ok(ca.authority.revoke({.username = "node1"}, kNow));
+  ca.directory.locked.clear();  // a lost race, or a hand, undid the lockout
+  ca.directory.calls.clear();
+
+  CHECK(ok(ca.authority.enforce_lockouts(kNow)) == 0);
+  CHECK(ca.directory.calls == std::vector<std::string>{"disable_user node1"});
+  CHECK(ca.directory.locked == std::set<std::string>{"node1"});
+
+  // Once the revoked certificate has expired there is nothing left to keep out.
+  ca.directory.calls.clear();
+  CHECK(ok(ca.authority.enforce_lockouts(revoked.cert.not_after() + 1s)) == 0);
+  CHECK(ca.directory.calls.empty());
+}
+
+TEST_CASE("a renewal repeated after its answer was lost gets the same certificate and changes nothing") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  const crypto::Key new_key = ec_key();
+  const std::string csr = csr_for(new_key, "node1");
+  const auto first = ok(ca.authority.renew({csr}, &node.cert, kNow)).result;
+  const auto version = ok(ca.store.data_version());
+  ca.directory.calls.clear();
+
+  // The node never saw the answer: it tries again with its old certificate and the same new key.
+  const auto again = ok(ca.authority.renew({csr}, &node.cert, kNow + 1min)).result;
+
+  CHECK(again.serial == first.serial);
+  CHECK(again.certificate == first.certificate);
+  CHECK(ca.current_serial("node1") == first.serial);
+  CHECK(ca.directory.calls.empty());
+  CHECK(ok(ca.store.data_version()) == version);
+  // Another key is not a repeat: the old certificate is superseded and cannot renew.
+  const Error e = renewal_refused(ca, csr_for(ec_key(), "node1"), &node.cert, kNow + 1min);
+  CHECK(e.code == Errc::unauthorized);
+  CHECK_THAT(e.detail, Catch::Contains("superseded"));
 }

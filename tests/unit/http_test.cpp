@@ -364,7 +364,7 @@ TEST_CASE("the ejabberd directory maps ejabberd's answers to error codes, over h
   auto directory = ok(ca::xmpp::make_directory(config, "evpn.test"));
 
   ok(directory->ping());
-  ok(directory->ensure_user("node1"));  // 409: the user exists
+  CHECK(error_of(directory->create_user("node1")).code == Errc::conflict);  // 409: the user exists
   auto down = error_of(directory->ensure_group("overlay1"));
   CHECK(down.code == Errc::unavailable);
   CHECK_THAT(down.detail, Catch::Contains("HTTP 502"));

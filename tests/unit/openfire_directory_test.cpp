@@ -109,15 +109,20 @@ std::size_t count(const std::vector<std::string>& lines, const std::string& line
 
 }  // namespace
 
-TEST_CASE("the openfire directory provisions a shared group, a user and a membership idempotently") {
+TEST_CASE("the openfire directory provisions a shared group, a user and a membership, and tells who exists") {
   Setup s;
   auto directory = s.directory();
   ok(directory->ping());
+  CHECK_FALSE(ok(directory->user_exists("node1")));
   for (int round = 0; round < 2; ++round) {
     ok(directory->ensure_group("overlay1"));
-    ok(directory->ensure_user("node1"));
+    auto created = directory->create_user("node1");
+    // The second create is a conflict: the caller decides whether the account is its own.
+    if (round == 0) ok(created);
+    else CHECK(error_of(created).code == Errc::conflict);
     ok(directory->add_member("node1", "overlay1"));
   }
+  CHECK(ok(directory->user_exists("node1")));
 
   CHECK(s.standin.users() == std::set<std::string>{"node1"});
   const auto groups = s.standin.groups();
@@ -152,13 +157,15 @@ TEST_CASE("disable locks the user out, delete removes it, and both accept a user
   Setup s;
   auto directory = s.directory();
   ok(directory->ensure_group("overlay1"));
-  ok(directory->ensure_user("node1"));
+  ok(directory->create_user("node1"));
   ok(directory->add_member("node1", "overlay1"));
 
   ok(directory->disable_user("node1"));
   CHECK(s.standin.lockouts() == std::set<std::string>{"node1"});
-  // Enrolling the name again (after its revoked certificate expired) lifts the lockout.
-  ok(directory->ensure_user("node1"));
+  // Creating the user again changes nothing; only lift_lockout lifts it.
+  CHECK(error_of(directory->create_user("node1")).code == Errc::conflict);
+  CHECK(s.standin.lockouts() == std::set<std::string>{"node1"});
+  ok(directory->lift_lockout("node1"));
   CHECK(s.standin.lockouts().empty());
   ok(directory->disable_user("node1"));
   ok(directory->delete_user("node1"));
@@ -183,7 +190,7 @@ TEST_CASE("a wrong secret is a configuration error whose message and log never s
   Setup s;
   CapturedLog log;
   auto directory = s.directory(s.config("the-wrong-one"));
-  for (const auto& result : {directory->ensure_group("overlay1"), directory->ensure_user("node1"), directory->ping()}) {
+  for (const auto& result : {directory->ensure_group("overlay1"), directory->create_user("node1"), directory->ping()}) {
     auto error = error_of(result);
     CHECK(error.code == Errc::internal);
     CHECK_THAT(error.detail, Contains("Openfire refused the REST API secret (HTTP 401): check directory.secret_file / "
@@ -201,7 +208,7 @@ TEST_CASE("a disabled plugin and a missing wildcard exclude are configuration er
   CapturedLog log;
   auto directory = s.directory();
   s.standin.set_property("plugin.restapi.enabled", "false");
-  auto disabled = error_of(directory->ensure_user("node1"));
+  auto disabled = error_of(directory->create_user("node1"));
   CHECK(disabled.code == Errc::internal);
   CHECK_THAT(disabled.detail, Contains("the REST API plugin is disabled (HTTP 403): set plugin.restapi.enabled=true"));
   // Readiness needs no credentials, so ping goes on to an authenticated read to notice.
@@ -209,7 +216,7 @@ TEST_CASE("a disabled plugin and a missing wildcard exclude are configuration er
 
   s.standin.set_property("plugin.restapi.enabled", "true");
   s.standin.set_property("adminConsole.access.allow-wildcards-in-excludes", "false");
-  auto redirected = error_of(directory->ensure_user("node1"));
+  auto redirected = error_of(directory->create_user("node1"));
   CHECK(redirected.code == Errc::internal);
   CHECK_THAT(redirected.detail, Contains("adminConsole.access.allow-wildcards-in-excludes=true"));
   CHECK_THAT(log.text.str(), !Contains(secret));
@@ -241,7 +248,7 @@ TEST_CASE("a URL without the REST API plugin behind it says so") {
   Setup s;
   auto config = s.config();
   config.url = s.standin.url().substr(0, s.standin.url().size() - 3) + "/v2";
-  auto error = error_of(s.directory(config)->ensure_user("node1"));
+  auto error = error_of(s.directory(config)->create_user("node1"));
   CHECK(error.code == Errc::internal);
   CHECK_THAT(error.detail, Contains("install the REST API plugin and check that directory.url ends in "
                                     "/plugins/restapi/v1"));
@@ -254,19 +261,19 @@ TEST_CASE("basic authentication uses an Openfire admin account") {
   auto config = s.config(options.admin_password);
   config.auth = "basic";
   config.username = options.admin_user;
-  ok(s.directory(config)->ensure_user("node1"));
+  ok(s.directory(config)->create_user("node1"));
   CHECK(s.standin.users() == std::set<std::string>{"node1"});
 
   auto wrong = s.config("not-the-password");
   wrong.auth = "basic";
   wrong.username = options.admin_user;
-  auto error = error_of(s.directory(wrong)->ensure_user("node2"));
+  auto error = error_of(s.directory(wrong)->create_user("node2"));
   CHECK(error.code == Errc::internal);
   CHECK_THAT(error.detail, Contains("refused the admin credentials (HTTP 401)"));
   CHECK_THAT(error.detail, !Contains("not-the-password"));
 
   // A shared secret is refused while the plugin expects basic authentication.
-  CHECK(error_of(s.directory(s.config(secret))->ensure_user("node2")).code == Errc::internal);
+  CHECK(error_of(s.directory(s.config(secret))->create_user("node2")).code == Errc::internal);
 }
 
 TEST_CASE("the secret comes from a file or an environment variable and never from the config file") {
@@ -275,7 +282,7 @@ TEST_CASE("the secret comes from a file or an environment variable and never fro
   config.secret_file.clear();
   config.secret_env = "EVPN_TEST_OPENFIRE_SECRET";
   ::setenv("EVPN_TEST_OPENFIRE_SECRET", secret.c_str(), 1);
-  ok(s.directory(config)->ensure_user("node1"));
+  ok(s.directory(config)->create_user("node1"));
 
   ::unsetenv("EVPN_TEST_OPENFIRE_SECRET");
   auto unset = ca::xmpp::make_directory(config, "evpn.test");

@@ -2,6 +2,8 @@
 
 #include "tests/support/catch_result.hpp"
 
+#include <sqlite3.h>
+
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -14,6 +16,7 @@
 
 
 using namespace evpn;
+using evpn::test::ok;
 using namespace evpn::ca::store;
 
 namespace {
@@ -139,12 +142,82 @@ TEST_CASE("store refuses a database written by a newer schema version") {
     std::fstream f(dir.db(), std::ios::in | std::ios::out | std::ios::binary);
     REQUIRE(f);
     f.seekp(63);
-    f.put(2);
+    f.put(3);
   }
   auto store = Store::open(dir.db());
   REQUIRE_FALSE(store);
-  CHECK(store.error().detail.find("schema version 2") != std::string::npos);
+  CHECK(store.error().detail.find("schema version 3") != std::string::npos);
   CHECK(store.error().detail.find("upgrade evpn-ca") != std::string::npos);
+}
+
+TEST_CASE("store migrates a version 1 database: each account it issued for is its own, no token adopts") {
+  TempDir dir;
+  {
+    Store store = open_store(dir.db());
+    seed(store, {token("0123456789abcdef", 2)});
+    REQUIRE(store.record_enrollment("0123456789abcdef", certificate("01", "node1"), kNow));
+  }
+  // Back to version 1, as evpn-ca 0.1 left its stores.
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(dir.db().c_str(), &raw) == SQLITE_OK);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
+  REQUIRE(sqlite3_exec(db.get(),
+                       "DROP TABLE accounts; DROP INDEX certificates_by_renewed_from; "
+                       "ALTER TABLE certificates DROP COLUMN renewed_from; "
+                       "ALTER TABLE tokens DROP COLUMN adopt_existing; PRAGMA user_version = 1;",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  db.reset();
+
+  Store store = open_store(dir.db());
+  CHECK(ok(store.owns_account("node1")));
+  CHECK_FALSE(ok(store.owns_account("node2")));
+  auto t = ok(store.find_token("0123456789abcdef"));
+  REQUIRE(t);
+  CHECK_FALSE(t->adopt_existing);
+  check_current(store, certificate("01", "node1"));
+}
+
+TEST_CASE("store records the accounts it created once, with an audit entry") {
+  Store store = open_store();
+  CHECK_FALSE(ok(store.owns_account("node1")));
+  REQUIRE(store.record_account("node1", kNow));
+  REQUIRE(store.record_account("node1", kNow));
+  CHECK(ok(store.owns_account("node1")));
+  auto audit = ok(store.list_audit());
+  REQUIRE(audit.size() == 1);
+  CHECK(audit[0].action == "account-create");
+  CHECK(audit[0].username == "node1");
+}
+
+TEST_CASE("store refuses an enrollment when the node changed or was revoked since the request was checked") {
+  Store store = open_store();
+  seed(store, {token("0123456789abcdef", 5, kNow + std::chrono::days(60))});
+  REQUIRE(store.record_enrollment("0123456789abcdef", certificate("01", "node1"), kNow));
+  // Checked when node1 had no certificate; another request enrolled it since.
+  auto raced = store.record_enrollment("0123456789abcdef", certificate("02", "node1"), kNow);
+  REQUIRE_FALSE(raced);
+  CHECK(raced.error().code == Errc::conflict);
+  REQUIRE(store.revoke_node("node1", "unspecified", kNow));
+  auto revoked = store.record_enrollment("0123456789abcdef", certificate("03", "node1"), kNow, {.expected_current = "01"});
+  REQUIRE_FALSE(revoked);
+  CHECK(revoked.error().code == Errc::forbidden);
+  CHECK(uses_left(store, "0123456789abcdef") == 4);
+  CHECK_FALSE(has_certificate(store, "02"));
+  CHECK_FALSE(has_certificate(store, "03"));
+  // Once the revoked certificate has expired the name may enroll again.
+  REQUIRE(store.record_enrollment("0123456789abcdef", certificate("04", "node1"), kNow + std::chrono::days(31),
+                                  {.expected_current = "01", .lifted_lockout = true}));
+}
+
+TEST_CASE("store finds the certificate a renewal replaced its old one with") {
+  Store store = open_store();
+  seed(store, {token("0123456789abcdef", 1)});
+  REQUIRE(store.record_enrollment("0123456789abcdef", certificate("01", "node1"), kNow));
+  CHECK_FALSE(ok(store.find_renewal("01")));
+  REQUIRE(store.record_renewal("01", certificate("02", "node1"), kNow));
+  auto renewal = ok(store.find_renewal("01"));
+  REQUIRE(renewal);
+  CHECK(renewal->serial == "02");
 }
 
 TEST_CASE("store reports a file it cannot open") {
@@ -195,7 +268,7 @@ TEST_CASE("store refuses to spend a token with no uses left") {
   seed(store, {token("t1", 1)});
   REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
 
-  auto r = store.record_enrollment("t1", certificate("02", "node1"), kNow);
+  auto r = store.record_enrollment("t1", certificate("02", "node1"), kNow, {.expected_current = "01"});
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::unauthorized);
   CHECK(r.error().detail.find("unknown, expired or used up") != std::string::npos);
@@ -239,7 +312,7 @@ TEST_CASE("store supersedes the previous certificate when a node enrolls again")
   REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
   CertificateRecord second = certificate("02", "node1");
   second.not_after = kNow + std::chrono::days(60);
-  REQUIRE(store.record_enrollment("t1", second, kNow));
+  REQUIRE(store.record_enrollment("t1", second, kNow, {.expected_current = "01"}));
 
   CHECK((*store.find_certificate("01"))->status == "superseded");
   CHECK((*store.find_certificate("02"))->status == "active");
@@ -521,7 +594,7 @@ TEST_CASE("store revokes a superseded certificate without queueing a lockout of 
   Store store = open_store();
   seed(store, {token("t1", 2)});
   REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
-  REQUIRE(store.record_enrollment("t1", certificate("02", "node1"), kNow));
+  REQUIRE(store.record_enrollment("t1", certificate("02", "node1"), kNow, {.expected_current = "01"}));
 
   auto revoked = store.revoke_certificate("01", "superseded", kNow);
   REQUIRE(revoked);
@@ -554,12 +627,13 @@ TEST_CASE("store keeps a failed lockout pending with its error until it complete
   CHECK(audit_actions(store) == std::vector<std::string>{"group-add", "token-create", "enroll", "revoke", "lockout"});
 }
 
-TEST_CASE("store drops a lockout still queued for a name that enrolls again") {
+TEST_CASE("store drops a lockout still queued for a name that enrolls again once its revoked certificate expired") {
   Store store = open_store();
-  seed(store, {token("t1", 2)});
+  seed(store, {token("t1", 2, kNow + std::chrono::days(60))});
   REQUIRE(store.record_enrollment("t1", certificate("01", "node1"), kNow));
   REQUIRE(store.revoke_node("node1", "unspecified", kNow));
-  REQUIRE(store.record_enrollment("t1", certificate("02", "node1"), kNow));
+  REQUIRE(store.record_enrollment("t1", certificate("02", "node1"), kNow + std::chrono::days(31),
+                                  {.expected_current = "01"}));
   CHECK(pending(store).empty());
   CHECK((*store.find_node("node1"))->status == "active");
 }
