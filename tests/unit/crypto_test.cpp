@@ -331,6 +331,22 @@ TEST_CASE("an EC key keeps its curve and point encoding from the CSR into the no
   }
 }
 
+TEST_CASE("a CSR with an SM2 key yields the key that OpenSSL's own CSR decoder reads") {
+  Key sm2(raw_key("SM2", nullptr));
+  X509Req req(X509_REQ_new());
+  REQUIRE(X509_REQ_set_pubkey(req.get(), sm2.get()) == 1);
+  REQUIRE(X509_REQ_sign(req.get(), sm2.get(), EVP_sm3()) > 0);
+  const std::string der = der_of(req.get());
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  X509Req openssl(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
+  REQUIRE(X509_REQ_get0_pubkey(openssl.get()));
+
+  auto csr = ok(Csr::from_der(der));
+  REQUIRE(csr.public_key());
+  CHECK(EVP_PKEY_eq(csr.public_key(), X509_REQ_get0_pubkey(openssl.get())) == 1);
+  check_refused(check_key_policy(csr.public_key()), Errc::invalid_request, "unsupported key algorithm SM2");
+}
+
 TEST_CASE("a CSR keeps a UTF-8 common name intact") {
   auto key = ok(Key::generate(KeyType::ec_p256));
   auto csr = ok(Csr::from_pem(ok(Csr::create(key, "n\xC3\xB6" "de")).to_pem()));
