@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (AddressSanitizer + UndefinedBehaviorSanitizer) and
 # runs each for a bounded time. Not part of CI: run it by hand or on a schedule.
-#   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     default: 60 s each, fuzz_csr fuzz_request
+#   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     default: 60 s each, fuzz_csr fuzz_csr_differential fuzz_request
 # Work files go to $EVPN_FUZZ_DIR (default build-fuzz/); inputs that libFuzzer finds are kept
 # there, the seed corpus in fuzz/corpus/<target>/ is only read. Crashes are written as
 # build-fuzz/crash-* and the script exits non-zero.
@@ -10,7 +10,7 @@ set -euo pipefail
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_csr fuzz_request)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_csr fuzz_csr_differential fuzz_request)
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${EVPN_FUZZ_DIR:-$root/build-fuzz}
 

@@ -32,8 +32,9 @@ std::string normalize_serial(const std::string& text) {
 Result<crypto::Csr> decode_csr(const std::string& pem) {
   auto csr = crypto::Csr::from_pem(pem);
   if (!csr) return csr.error();
-  if (auto r = csr->verify_signature(); !r) return r.error();
+  // The policy first: a signature is never computed with a key the CA would refuse anyway.
   if (auto r = crypto::check_key_policy(csr->public_key()); !r) return r.error();
+  if (auto r = csr->verify_signature(); !r) return r.error();
   return csr;
 }
 

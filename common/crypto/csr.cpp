@@ -82,9 +82,10 @@ PKey import_ec_key(const char* curve, const ASN1_BIT_STRING* point) {
   return PKey(key);
 }
 
-// The key of a subjectPublicKeyInfo, or null when OpenSSL cannot use it. EC keys on a named curve
-// are imported directly; anything else (RSA is the only other kind the policy accepts) goes
-// through OpenSSL's generic decoder.
+// The key of a subjectPublicKeyInfo, or null when OpenSSL cannot use it. EC keys on the named
+// curves that the key policy accepts (P-256, P-384) are imported directly; anything else goes
+// through OpenSSL's generic decoder, so that a key is always the one OpenSSL itself would read
+// (other curves are not all plain EC keys to it: an SM2 curve key is of type SM2).
 PKey decode_key(const CsrKeyInfo* info) {
   const ASN1_OBJECT* algorithm = nullptr;
   int parameter_type = 0;
@@ -92,7 +93,8 @@ PKey decode_key(const CsrKeyInfo* info) {
   X509_ALGOR_get0(&algorithm, &parameter_type, &parameter, info->algorithm);
   if (OBJ_obj2nid(algorithm) == NID_X9_62_id_ecPublicKey && parameter_type == V_ASN1_OBJECT) {
     const int curve = OBJ_obj2nid(static_cast<const ASN1_OBJECT*>(parameter));
-    if (curve != NID_undef) return import_ec_key(OBJ_nid2sn(curve), info->public_key);
+    if (curve == NID_X9_62_prime256v1 || curve == NID_secp384r1)
+      return import_ec_key(OBJ_nid2sn(curve), info->public_key);
   }
   const std::string der = key_info_der(info);
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());

@@ -2,6 +2,7 @@
 
 #include "common/crypto/openssl_error.hpp"
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
 
@@ -70,13 +71,39 @@ std::string public_key_der(EVP_PKEY* key) {
   return out;
 }
 
+namespace {
+
+// Small exponents make RSA fragile: with e=3 a verifier that checks PKCS#1 padding loosely accepts
+// forged signatures (Bleichenbacher 2006). An even exponent is no RSA key at all. 65537 is what
+// every generator uses; larger odd ones are allowed as FIPS 186 allows them.
+Result<void> check_rsa_exponent(EVP_PKEY* key) {
+  BIGNUM* raw = nullptr;
+  if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &raw) != 1)
+    return openssl_failure(Errc::invalid_request, "cannot read the RSA key's public exponent");
+  BigNum e(raw);
+  // Odd and of 17 bits or more: at least 65537.
+  if (BN_is_odd(e.get()) && BN_num_bits(e.get()) > 16) return {};
+  char* decimal = BN_bn2dec(e.get());
+  const std::string text = decimal ? decimal : "?";
+  OPENSSL_free(decimal);
+  return fail(Errc::invalid_request, "the RSA key's public exponent " + text +
+                                         " is not allowed: use 65537 (or a larger odd number); generate a new key "
+                                         "(ec-p256 is the default)");
+}
+
+}  // namespace
+
 Result<void> check_key_policy(EVP_PKEY* key) {
+  if (!key)
+    return fail(Errc::invalid_request,
+                "the public key cannot be read (malformed, or an algorithm OpenSSL does not know): use EC P-256 or "
+                "RSA 2048-4096");
   const int bits = EVP_PKEY_get_bits(key);
   if (EVP_PKEY_is_a(key, "RSA")) {
     if (bits < 2048 || bits > 4096)
       return fail(Errc::invalid_request, "RSA keys must have 2048 to 4096 bits, this one has " +
                                              std::to_string(bits) + ": generate a new key (ec-p256 is the default)");
-    return {};
+    return check_rsa_exponent(key);
   }
   if (EVP_PKEY_is_a(key, "EC")) {
     char curve[64] = {};

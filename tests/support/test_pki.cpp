@@ -2,6 +2,9 @@
 
 #include "common/fs/atomic_file.hpp"
 
+#include <openssl/bn.h>
+#include <openssl/rsa.h>
+
 #include <stdexcept>
 
 namespace evpn::test {
@@ -49,6 +52,17 @@ std::filesystem::path TestPki::write(const Pair& pair, const std::filesystem::pa
                    perms::owner_read | perms::owner_write}})
     if (auto r = fs::write_file_atomic(path, data, mode); !r) throw std::runtime_error(r.error().detail);
   return crt;
+}
+
+crypto::Key rsa_key_with_exponent(unsigned long exponent) {
+  crypto::PKeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
+  crypto::BigNum e(BN_new());
+  EVP_PKEY* key = nullptr;
+  if (!ctx || !e || BN_set_word(e.get(), exponent) != 1 || EVP_PKEY_keygen_init(ctx.get()) != 1 ||
+      EVP_PKEY_CTX_set_rsa_keygen_bits(ctx.get(), 2048) != 1 ||
+      EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx.get(), e.get()) != 1 || EVP_PKEY_keygen(ctx.get(), &key) != 1)
+    throw std::runtime_error("cannot generate an RSA key with exponent " + std::to_string(exponent));
+  return crypto::Key(crypto::PKey(key));
 }
 
 }  // namespace evpn::test

@@ -37,4 +37,7 @@ class TestPki {
   ca::signing::Signer signer_;
 };
 
+// An RSA 2048 key pair with public exponent `exponent` (Key::generate always uses 65537).
+crypto::Key rsa_key_with_exponent(unsigned long exponent);
+
 }  // namespace evpn::test

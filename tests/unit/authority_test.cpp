@@ -369,6 +369,16 @@ TEST_CASE("enrollment refuses an RSA-1024 key and spends nothing") {
   CHECK(ca.directory.calls.empty());
 }
 
+TEST_CASE("enrollment applies the key policy before it verifies the signature") {
+  Ca ca;
+  // RSA with e=3 is refused by the key policy, whatever the signature says.
+  const crypto::Key e3 = test::rsa_key_with_exponent(3);
+  const Error e = ca.refused({ca.token(), with_corrupted_signature(csr_for(e3, "node1"))});
+  CHECK(e.code == Errc::invalid_request);
+  CHECK_THAT(e.detail, Catch::Contains("public exponent 3"));
+  CHECK(ca.directory.calls.empty());
+}
+
 TEST_CASE("enrollment refuses a CN that is not a valid username and spends nothing") {
   Ca ca;
   const std::string token = ca.token();

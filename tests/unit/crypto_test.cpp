@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -53,6 +54,25 @@ void check_invalid(const Result<T>& r) {
 
 PKey raw_key(const char* type, const char* curve) { return PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, type, curve)); }
 PKey raw_rsa_key(std::size_t bits) { return PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", bits)); }
+
+// The public half of `key` with its exponent replaced by `e` (for exponents that no key pair can
+// have, such as even ones).
+PKey rsa_public_key_with_exponent(const Key& key, unsigned long e) {
+  BIGNUM* n = nullptr;
+  REQUIRE(EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_N, &n) == 1);
+  BigNum modulus(n);
+  BigNum exponent(BN_new());
+  REQUIRE((exponent && BN_set_word(exponent.get(), e) == 1));
+  Handle<OSSL_PARAM_BLD, OSSL_PARAM_BLD_free> build(OSSL_PARAM_BLD_new());
+  REQUIRE((build && OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_N, modulus.get()) == 1 &&
+           OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_E, exponent.get()) == 1));
+  Handle<OSSL_PARAM, OSSL_PARAM_free> params(OSSL_PARAM_BLD_to_param(build.get()));
+  PKeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
+  EVP_PKEY* out = nullptr;
+  REQUIRE((params && ctx && EVP_PKEY_fromdata_init(ctx.get()) == 1 &&
+           EVP_PKEY_fromdata(ctx.get(), &out, EVP_PKEY_PUBLIC_KEY, params.get()) == 1));
+  return PKey(out);
+}
 
 Signer make_signer(const std::string& cn = "evpn unit root") {
   auto key = ok(Key::generate(KeyType::ec_p256));
@@ -233,6 +253,26 @@ TEST_CASE("check_key_policy refuses RSA 1024, Ed25519 and P-521 keys and says wh
                 "P-256 or P-384, not secp521r1");
 }
 
+TEST_CASE("check_key_policy accepts RSA keys whose public exponent is 65537 or a larger odd number") {
+  for (unsigned long e : {65537ul, 65539ul}) {
+    INFO(e);
+    CHECK(check_key_policy(evpn::test::rsa_key_with_exponent(e).get()).has_value());
+  }
+}
+
+TEST_CASE("check_key_policy refuses RSA public exponents below 65537 or even, and says which it got") {
+  const Key e3 = evpn::test::rsa_key_with_exponent(3);
+  check_refused(check_key_policy(e3.get()), Errc::invalid_request, "public exponent 3");
+  check_refused(check_key_policy(evpn::test::rsa_key_with_exponent(17).get()), Errc::invalid_request,
+                "public exponent 17");
+  check_refused(check_key_policy(rsa_public_key_with_exponent(e3, 65538).get()), Errc::invalid_request,
+                "public exponent 65538");
+}
+
+TEST_CASE("check_key_policy refuses a key that could not be read") {
+  check_refused(check_key_policy(nullptr), Errc::invalid_request, "public key cannot be read");
+}
+
 TEST_CASE("check_key_policy judges the public key of a parsed CSR") {
   Key p384(raw_key("EC", "P-384"));
   Key p521(raw_key("EC", "P-521"));
@@ -289,6 +329,22 @@ TEST_CASE("an EC key keeps its curve and point encoding from the CSR into the no
       CHECK(X509_PUBKEY_eq(X509_get_X509_PUBKEY(cert.get()), X509_REQ_get_X509_PUBKEY(parsed.get())) == 1);
     }
   }
+}
+
+TEST_CASE("a CSR with an SM2 key yields the key that OpenSSL's own CSR decoder reads") {
+  Key sm2(raw_key("SM2", nullptr));
+  X509Req req(X509_REQ_new());
+  REQUIRE(X509_REQ_set_pubkey(req.get(), sm2.get()) == 1);
+  REQUIRE(X509_REQ_sign(req.get(), sm2.get(), EVP_sm3()) > 0);
+  const std::string der = der_of(req.get());
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  X509Req openssl(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
+  REQUIRE(X509_REQ_get0_pubkey(openssl.get()));
+
+  auto csr = ok(Csr::from_der(der));
+  REQUIRE(csr.public_key());
+  CHECK(EVP_PKEY_eq(csr.public_key(), X509_REQ_get0_pubkey(openssl.get())) == 1);
+  check_refused(check_key_policy(csr.public_key()), Errc::invalid_request, "unsupported key algorithm SM2");
 }
 
 TEST_CASE("a CSR keeps a UTF-8 common name intact") {
