@@ -215,6 +215,7 @@ Result<void> serve(const ServeOptions& o) {
   server.key_pem = std::move(*tls_key);
   server.client_ca_pem = ca.signer.root().to_pem();
   server.max_connections = ca.config.max_connections;
+  server.max_connections_per_address = ca.config.max_connections_per_address;
   // More workers than cores: a worker waits on the XMPP directory (tens of milliseconds per
   // enrollment) and for its batch's commit, and only waiting writers can share a commit.
   server.worker_threads = std::max(16u, 4 * std::thread::hardware_concurrency());

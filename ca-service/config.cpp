@@ -45,6 +45,7 @@ Result<CaConfig> load_config(const std::filesystem::path& file) {
   const auto& limits = doc.contains("rate_limits") ? doc["rate_limits"] : empty;
   for (auto r : {read(doc, "", "listen", c.listen), read(doc, "", "hostnames", c.hostnames),
                  read(doc, "", "key_type", c.key_type), read(doc, "", "max_connections", c.max_connections),
+                 read(doc, "", "max_connections_per_address", c.max_connections_per_address),
                  read(xmpp, "xmpp.", "domain", c.xmpp.domain), read(xmpp, "xmpp.", "host", c.xmpp.host),
                  read(xmpp, "xmpp.", "port", c.xmpp.port), read(dir, "directory.", "type", c.directory.type),
                  read(dir, "directory.", "url", c.directory.url), read(dir, "directory.", "auth", c.directory.auth),
@@ -79,6 +80,7 @@ Result<void> save_config(const std::filesystem::path& file, const CaConfig& c) {
       {"hostnames", c.hostnames},
       {"key_type", c.key_type},
       {"max_connections", c.max_connections},
+      {"max_connections_per_address", c.max_connections_per_address},
       {"rate_limits",
        {{"address_failures", c.rate_limits.address_failures},
         {"address_window_seconds", c.rate_limits.address_window_seconds},

@@ -43,6 +43,7 @@ struct CaConfig {
   std::vector<std::string> hostnames;      // names in the service's TLS certificate
   std::string key_type = "ec-p256";        // of the CA key
   int max_connections = 256;
+  int max_connections_per_address = 32;  // of max_connections, per client address
   RateLimitConfig rate_limits;
 };
 
