@@ -4,6 +4,9 @@
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/csr.hpp"
 #include "common/protocol/enrollment.hpp"
+#include "tests/support/captured_log.hpp"
+#include "tests/support/openfire_standin.hpp"
+#include "tests/support/process.hpp"
 #include "tests/support/test_pki.hpp"
 
 #include "tests/support/catch_result.hpp"
@@ -16,6 +19,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -46,6 +50,10 @@ const test::TestPki& pki() {
   return instance;
 }
 
+// What the directory stand-in says when it fails: its address and its backend's words, which
+// belong in the log and never in an answer.
+const std::string kDirectoryDown = "ejabberd at http://10.9.8.7:5280/api is unreachable: connection refused";
+
 // Stands in for the XMPP server's directory: records each call as "<step> <arguments>", calls
 // `on_call` with the step's name before answering, and fails with Errc::unavailable at the step
 // named in `fail_at` (and at ping when `ping_fails`).
@@ -54,6 +62,7 @@ class FakeDirectory : public ca::xmpp::Directory {
   std::vector<std::string> calls;
   std::string fail_at;
   bool ping_fails = false;
+  int pings = 0;
   std::function<void(const std::string& step)> on_call;
 
   Result<void> ensure_group(const std::string& group) override { return step("ensure_group", group); }
@@ -64,7 +73,8 @@ class FakeDirectory : public ca::xmpp::Directory {
   Result<void> disable_user(const std::string& username) override { return step("disable_user", username); }
   Result<void> delete_user(const std::string& username) override { return step("delete_user", username); }
   Result<void> ping() override {
-    if (ping_fails) return fail(Errc::unavailable, "connection refused");
+    ++pings;
+    if (ping_fails) return fail(Errc::unavailable, kDirectoryDown);
     return {};
   }
 
@@ -72,7 +82,7 @@ class FakeDirectory : public ca::xmpp::Directory {
   Result<void> step(const std::string& name, const std::string& arguments) {
     calls.push_back(name + " " + arguments);
     if (on_call) on_call(name);
-    if (name == fail_at) return fail(Errc::unavailable, name + " failed: connection refused");
+    if (name == fail_at) return fail(Errc::unavailable, name + " failed: " + kDirectoryDown);
     return {};
   }
 };
@@ -773,6 +783,208 @@ TEST_CASE("POST /v1/renew answers 201 to the current certificate over TLS and 40
   const auto result = ok(protocol::parse_enrollment_result(with.body()));
   CHECK(ok(crypto::Certificate::from_pem(result.certificate)).matches(new_key));
   CHECK(ca.current_serial("node1") == result.serial);
+}
+
+namespace {
+
+// How many of `n` requests `make(i)` sent to `routes` at once got each status; `answered` hears
+// each status as it comes.
+std::map<unsigned, int> statuses_of_concurrent(ca::api::Routes& routes, int n,
+                                               const std::function<ca::api::Request(int)>& make,
+                                               const std::function<void(unsigned)>& answered = {}) {
+  std::mutex mutex;
+  std::map<unsigned, int> statuses;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      ca::api::RequestContext context;
+      context.client_address = "127.0.0.1";
+      const unsigned status = routes.handle(make(i), context).result_int();
+      if (answered) answered(status);
+      std::lock_guard lock(mutex);
+      ++statuses[status];
+    });
+  for (auto& t : threads) t.join();
+  return statuses;
+}
+
+// The answer of a renewal of `current` with a new key through `routes`, and that key.
+std::pair<ca::api::Response, crypto::Key> renew_through(ca::api::Routes& routes, const crypto::Certificate& current) {
+  crypto::Key key = ec_key();
+  ca::api::RequestContext context;
+  context.client_address = "127.0.0.1";
+  context.client_certificate_der = current.to_der();
+  const auto body = protocol::to_json(protocol::RenewRequest{csr_for(key, current.common_name())});
+  return {routes.handle(request(http::verb::post, "/v1/renew", body), context), std::move(key)};
+}
+
+// The revoked serials a DER CRL lists, in lower-case hex as the store keeps them.
+std::vector<std::string> crl_serials(const std::string& der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  crypto::Handle<X509_CRL, X509_CRL_free> crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));
+  REQUIRE(crl);
+  std::vector<std::string> serials;
+  const auto* revoked = X509_CRL_get_REVOKED(crl.get());
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+    crypto::BigNum bn(ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i)), nullptr));
+    char* hex = BN_bn2hex(bn.get());
+    std::string text(hex);
+    OPENSSL_free(hex);
+    for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    serials.push_back(text.substr(std::min(text.find_first_not_of('0'), text.size())));
+  }
+  return serials;
+}
+
+}  // namespace
+
+TEST_CASE("a directory failure answers 503 naming the failure, never the directory's address or words") {
+  Ca ca;
+  ca.directory.fail_at = "ensure_user";
+  test::CapturedLog log;
+
+  const auto body = protocol::to_json(protocol::EnrollRequest{ca.token(), csr_for(ec_key(), "node1")});
+  const auto response = answer(ca, request(http::verb::post, "/v1/enroll", body));
+
+  CHECK(response.result() == http::status::service_unavailable);
+  const auto error = error_body(response);
+  CHECK_THAT(error.message, Catch::Contains("directory") && Catch::Contains("retry later"));
+  for (const char* secret : {"10.9.8.7", "5280", "http", "connection refused", "ejabberd"})
+    CHECK_THAT(error.message, !Catch::Contains(secret));
+  CHECK_THAT(log.text.str(), Catch::Contains(kDirectoryDown));
+}
+
+TEST_CASE("an Openfire directory that refuses the CA is answered 503 without its address or its answer") {
+  Ca ca;
+  test::OpenfireStandin::Options disabled;
+  disabled.disabled = true;
+  test::OpenfireStandin openfire(disabled);
+  test::TempDir dir{"evpn-authority-openfire"};
+  ca::DirectoryConfig config;
+  config.type = "openfire";
+  config.url = openfire.url();
+  config.secret_file = (dir.path() / "secret").string();
+  std::ofstream(config.secret_file) << disabled.secret << "\n";
+  auto directory = ok(ca::xmpp::make_directory(config, kXmpp.domain));
+  Authority authority(ca.store, pki().signer(), *directory, kXmpp);
+  test::CapturedLog log;
+
+  ca::api::RequestContext context;
+  context.client_address = "127.0.0.1";
+  const auto body = protocol::to_json(protocol::EnrollRequest{ca.token(), csr_for(ec_key(), "node1")});
+  const auto response = ca::api::Routes(authority).handle(request(http::verb::post, "/v1/enroll", body), context);
+
+  CHECK(response.result() == http::status::service_unavailable);
+  const auto error = error_body(response);
+  for (const std::string secret : {std::string("127.0.0.1"), std::to_string(openfire.port()), std::string("HTTP 403"),
+                                   std::string("plugin"), std::string("restapi")})
+    CHECK_THAT(error.message, !Catch::Contains(secret));
+  CHECK_THAT(log.text.str(), Catch::Contains(openfire.url()) && Catch::Contains("HTTP 403"));
+}
+
+TEST_CASE("GET /healthz does not ask the store and directory per request") {
+  Ca ca;
+  ca::api::Routes routes(ca.authority);
+  ca::api::RequestContext context;
+  context.client_address = "127.0.0.1";
+  for (int i = 0; i < 3; ++i) routes.handle(request(http::verb::get, "/healthz"), context);
+  CHECK(ca.directory.pings <= 1);
+}
+
+TEST_CASE("GET /v1/crl answers the same CRL until a revocation, also one by another process, changes it") {
+  TempDir dir;
+  const auto db = dir.path / "state.db";
+  Ca ca(db);
+  const Enrolled first = enroll_node(ca, "node1");
+  const Enrolled second = enroll_node(ca, "node2");
+  const auto crl = [&] {
+    const auto response = answer(ca, request(http::verb::get, "/v1/crl"));
+    REQUIRE(response.result() == http::status::ok);
+    return response.body();
+  };
+
+  const std::string empty = crl();
+  CHECK(crl() == empty);
+  CHECK(crl_serials(empty).empty());
+
+  ok(ca.authority.revoke({.username = "node1"}, now_seconds()));
+  const std::string one = crl();
+  CHECK(crl_serials(one) == std::vector<std::string>{first.serial});
+  CHECK(crl() == one);
+
+  // `evpn-ca revoke` writes the same store from another process.
+  auto admin = open_store(db);
+  ok(admin.revoke_node("node2", "keyCompromise", now_seconds()));
+  const std::string two = crl();
+  auto expected = std::vector<std::string>{first.serial, second.serial};
+  std::sort(expected.begin(), expected.end());
+  auto listed = crl_serials(two);
+  std::sort(listed.begin(), listed.end());
+  CHECK(listed == expected);
+  CHECK(crl() == two);
+}
+
+TEST_CASE("failed attempts that run at the same time all count against the rate limit") {
+  Ca ca;
+  const std::string token = ca.token();
+  ca::api::Routes routes(ca.authority, {.address_failures = 0, .token_failures = 3});
+  // Every request that gets past the limit waits at the directory until each of the ten has
+  // either arrived there or been answered 429, so none can record its failure before the others
+  // are checked.
+  constexpr int n = 10;
+  std::mutex mutex;
+  std::condition_variable changed;
+  int arrived_or_refused = 0;
+  const auto count_one = [&] {
+    std::lock_guard lock(mutex);
+    ++arrived_or_refused;
+    changed.notify_all();
+  };
+  ca.directory.on_call = [&](const std::string& step) {
+    if (step != "add_member") return;
+    count_one();
+    std::unique_lock lock(mutex);
+    changed.wait_for(lock, 10s, [&] { return arrived_or_refused >= n; });
+  };
+
+  const auto statuses = statuses_of_concurrent(
+      routes, n,
+      [&](int i) {
+        const auto body = protocol::to_json(protocol::EnrollRequest{token, csr_for(ec_key(), "node" + std::to_string(i))});
+        return request(http::verb::post, "/v1/enroll", body);
+      },
+      [&](unsigned status) {
+        if (status == 429) count_one();
+      });
+
+  // Three were heard: one spent the token's only use, two found it spent.
+  CHECK(statuses.at(201) == 1);
+  CHECK(statuses.count(401) == 1);
+  CHECK(statuses.count(429) == 1);
+  if (statuses.count(401) && statuses.count(429)) {
+    CHECK(statuses.at(401) == 2);
+    CHECK(statuses.at(429) == 7);
+  }
+}
+
+TEST_CASE("a node that renews too often is answered 429 with Retry-After") {
+  Ca ca;
+  Enrolled node = enroll_node(ca, "node1");
+  ca::api::Routes routes(ca.authority);
+  crypto::Certificate current = std::move(node.cert);
+  // The default allows ten renewals per username and hour.
+  for (int i = 0; i < 10; ++i) {
+    auto [response, key] = renew_through(routes, current);
+    INFO(i << ": " << response.body());
+    REQUIRE(response.result() == http::status::created);
+    current = ok(crypto::Certificate::from_pem(ok(protocol::parse_enrollment_result(response.body())).certificate));
+  }
+  const auto serial = ca.current_serial("node1");
+  auto [refused, key] = renew_through(routes, current);
+  CHECK(refused.result() == http::status::too_many_requests);
+  CHECK_FALSE(refused[http::field::retry_after].empty());
+  CHECK_THAT(error_body(refused).message, Catch::Contains("node1"));
+  CHECK(ca.current_serial("node1") == serial);
 }
 
 namespace {
