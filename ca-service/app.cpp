@@ -183,8 +183,9 @@ Result<void> write_crl(authority::Authority& authority, const CaPaths& paths) {
   return fs::write_file_atomic(paths.crl(), *der, public_file);
 }
 
-// What `serve` does every maintenance_interval: retries the queued directory lockouts, and
-// re-signs DIR/crl.der once a day so that its nextUpdate (a week on) never passes while it runs.
+// What `serve` does every maintenance_interval, besides probing the store and directory for
+// /healthz: retries the queued directory lockouts, and rewrites DIR/crl.der once a day so that
+// its nextUpdate (at least half a week on) never passes while it runs.
 void maintain(authority::Authority& authority, const CaPaths& paths) {
   if (auto left = authority.retry_lockouts(now_seconds()); !left)
     spdlog::warn("cannot retry the queued directory lockouts: {}", left.error().detail);
@@ -221,15 +222,18 @@ Result<void> serve(const ServeOptions& o) {
   server.worker_threads = std::max(16u, 4 * std::thread::hardware_concurrency());
   spdlog::info("CA root fingerprint {}; XMPP domain {}; directory {}", ca.signer.root().fingerprint_sha256(),
                ca.config.xmpp.domain, ca.config.directory.type);
+  // Before the port opens, so that /healthz never answers without a probe.
+  routes.probe_health();
   // A thread of its own rather than the request workers: a directory that is down makes each
   // lockout attempt wait for its full timeout. Stopped and joined when serve returns.
-  std::jthread maintenance([&ca, &paths](std::stop_token stop) {
+  std::jthread maintenance([&ca, &paths, &routes](std::stop_token stop) {
     std::mutex mutex;
     std::condition_variable_any stopped;
     std::unique_lock lock(mutex);
     for (;;) {
       maintain(ca.authority, paths);
       if (stopped.wait_for(lock, stop, maintenance_interval, [&stop] { return stop.stop_requested(); })) return;
+      routes.probe_health();
     }
   });
   return api::serve(server, [&](const api::Request& req, const api::RequestContext& ctx) {

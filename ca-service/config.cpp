@@ -57,7 +57,9 @@ Result<CaConfig> load_config(const std::filesystem::path& file) {
                  read(limits, "rate_limits.", "address_failures", c.rate_limits.address_failures),
                  read(limits, "rate_limits.", "address_window_seconds", c.rate_limits.address_window_seconds),
                  read(limits, "rate_limits.", "token_failures", c.rate_limits.token_failures),
-                 read(limits, "rate_limits.", "token_window_seconds", c.rate_limits.token_window_seconds)})
+                 read(limits, "rate_limits.", "token_window_seconds", c.rate_limits.token_window_seconds),
+                 read(limits, "rate_limits.", "renewals_per_username", c.rate_limits.renewals_per_username),
+                 read(limits, "rate_limits.", "renewal_window_seconds", c.rate_limits.renewal_window_seconds)})
     if (!r) return with_context(r.error(), file.string());
   if (c.xmpp.domain.empty()) return fail(Errc::invalid_request, file.string() + ": xmpp.domain must be set");
   if (c.xmpp.host.empty()) c.xmpp.host = c.xmpp.domain;
@@ -85,7 +87,9 @@ Result<void> save_config(const std::filesystem::path& file, const CaConfig& c) {
        {{"address_failures", c.rate_limits.address_failures},
         {"address_window_seconds", c.rate_limits.address_window_seconds},
         {"token_failures", c.rate_limits.token_failures},
-        {"token_window_seconds", c.rate_limits.token_window_seconds}}},
+        {"token_window_seconds", c.rate_limits.token_window_seconds},
+        {"renewals_per_username", c.rate_limits.renewals_per_username},
+        {"renewal_window_seconds", c.rate_limits.renewal_window_seconds}}},
   };
   using std::filesystem::perms;
   return fs::write_file_atomic(file, doc.dump(2) + "\n", perms::owner_read | perms::owner_write | perms::group_read);
