@@ -130,6 +130,18 @@ net::HttpClient client_trusting(const std::string& root_pem, bool verify = true)
   return net::HttpClient(tls, 10s);
 }
 
+// One GET of `target` on an open TLS connection to the test server, and its answer.
+http::response<http::string_body> get_on(boost::beast::ssl_stream<boost::beast::tcp_stream>& stream,
+                                         const std::string& target) {
+  http::request<http::empty_body> request{http::verb::get, target, 11};
+  request.set(http::field::host, "127.0.0.1");
+  http::write(stream, request);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  http::read(stream, buffer, response);
+  return response;
+}
+
 }  // namespace
 
 TEST_CASE("parse_url reads scheme, host, port and target") {
@@ -238,12 +250,7 @@ TEST_CASE("the server answers several requests on one connection and stops while
   stream.handshake(asio::ssl::stream_base::client);
 
   for (const char* target : {"/first", "/second"}) {
-    http::request<http::empty_body> request{http::verb::get, target, 11};
-    request.set(http::field::host, "127.0.0.1");
-    http::write(stream, request);
-    boost::beast::flat_buffer buffer;
-    http::response<http::string_body> response;
-    http::read(stream, buffer, response);
+    const auto response = get_on(stream, target);
     CHECK(response.result() == http::status::ok);
     CHECK(response.keep_alive());
     CHECK(nlohmann::json::parse(response.body())["target"] == target);
@@ -285,12 +292,7 @@ Fetched fetch_over_tls(std::uint16_t port, const TestPki& pki, const TestPki::Pa
   INFO("handshake: " << ec.message());
   REQUIRE_FALSE(ec);
 
-  http::request<http::empty_body> request{http::verb::get, target, 11};
-  request.set(http::field::host, "127.0.0.1");
-  http::write(stream, request);
-  boost::beast::flat_buffer buffer;
-  http::response<http::string_body> response;
-  http::read(stream, buffer, response);
+  const auto response = get_on(stream, target);
   stream.shutdown(ec);
   // The TLS 1.3 tickets came before the answer, so the session now holds one.
   return {SSL_session_reused(stream.native_handle()) == 1, static_cast<int>(response.result_int()),
