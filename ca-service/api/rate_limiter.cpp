@@ -9,34 +9,62 @@ RateLimiter::RateLimiter(int limit, std::chrono::seconds window, std::size_t max
       window_(window),
       max_keys_(std::max<std::size_t>(max_keys, 1)) {}
 
-std::variant<RateLimiter::Reservation, std::chrono::seconds> RateLimiter::reserve(const std::string& key,
-                                                                                  Clock::time_point now) {
-  std::lock_guard lock(mutex_);
+std::variant<RateLimiter::Reservation, std::chrono::seconds> RateLimiter::reserve(
+    const std::string& key, Clock::time_point now, std::chrono::milliseconds patience) {
+  std::unique_lock lock(mutex_);
   if (limit_ == 0) return Reservation{key, 0};
-  auto it = recent_.find(key);
-  if (it == recent_.end()) {
-    if (recent_.size() >= max_keys_) make_room(now);
-    it = recent_.try_emplace(key).first;
-  }
-  auto& attempts = it->second;
-  while (!attempts.empty() && attempts.front().at + window_ <= now) attempts.pop_front();
-  if (attempts.size() >= limit_) {
+  const auto give_up = std::chrono::steady_clock::now() + patience;
+  for (;;) {
+    // Looked up afresh after every wait: make_room may have dropped the key meanwhile.
+    auto it = recent_.find(key);
+    if (it == recent_.end()) {
+      if (recent_.size() >= max_keys_) make_room(now);
+      it = recent_.try_emplace(key).first;
+    }
+    auto& attempts = it->second;
+    while (!attempts.empty() && attempts.front().at + window_ <= now) attempts.pop_front();
+    if (attempts.size() < limit_) {
+      attempts.push_back({now, ++last_id_, true});
+      return Reservation{key, last_id_};
+    }
+    const bool undecided = std::any_of(attempts.begin(), attempts.end(), [](const Attempt& a) { return a.pending; });
+    if (undecided && waiting_ < max_waiting && std::chrono::steady_clock::now() < give_up) {
+      ++waiting_;
+      settled_.wait_until(lock, give_up);
+      --waiting_;
+      continue;
+    }
     // The window frees when its oldest attempt leaves it; rounded up so that a client that waits
     // exactly Retry-After seconds is heard.
     const auto wait = std::chrono::ceil<std::chrono::seconds>(attempts.front().at + window_ - now);
     return std::max(wait, std::chrono::seconds(1));
   }
-  attempts.push_back({now, ++last_id_});
-  return Reservation{key, last_id_};
+}
+
+template <class Change>
+void RateLimiter::settle(const Reservation& reservation, Change change) {
+  if (reservation.id == 0) return;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = recent_.find(reservation.key);
+    if (it == recent_.end()) return;
+    change(it->second);
+    if (it->second.empty()) recent_.erase(it);
+  }
+  settled_.notify_all();
+}
+
+void RateLimiter::confirm(const Reservation& reservation) {
+  settle(reservation, [&](std::deque<Attempt>& attempts) {
+    for (auto& a : attempts)
+      if (a.id == reservation.id) a.pending = false;
+  });
 }
 
 void RateLimiter::release(const Reservation& reservation) {
-  if (reservation.id == 0) return;
-  std::lock_guard lock(mutex_);
-  auto it = recent_.find(reservation.key);
-  if (it == recent_.end()) return;
-  std::erase_if(it->second, [&](const Attempt& a) { return a.id == reservation.id; });
-  if (it->second.empty()) recent_.erase(it);
+  settle(reservation, [&](std::deque<Attempt>& attempts) {
+    std::erase_if(attempts, [&](const Attempt& a) { return a.id == reservation.id; });
+  });
 }
 
 std::size_t RateLimiter::size() {

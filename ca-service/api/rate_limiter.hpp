@@ -4,6 +4,7 @@
 // restart of `serve` forgets the counts.
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -31,10 +32,17 @@ class RateLimiter {
   // Counts an attempt of `key` at `now` before it is handled, so that attempts handled at the
   // same time all count. Returns its reservation, or, when `limit` attempts already fill the
   // window, how long `key` must wait (whole seconds, rounded up; never zero) and counts nothing.
-  std::variant<Reservation, std::chrono::seconds> reserve(const std::string& key, Clock::time_point now);
+  // While attempts still being handled fill the window, it waits up to `patience` for one of them
+  // to settle (at most max_waiting callers wait at a time, so waiting cannot take every thread).
+  std::variant<Reservation, std::chrono::seconds> reserve(const std::string& key, Clock::time_point now,
+                                                          std::chrono::milliseconds patience = {});
 
+  // The reserved attempt counts, for the rest of its window.
+  void confirm(const Reservation& reservation);
   // Takes back a reservation whose attempt turned out not to count.
   void release(const Reservation& reservation);
+
+  static constexpr int max_waiting = 8;
 
   // How many keys are remembered (for tests of the memory bound).
   std::size_t size();
@@ -43,13 +51,19 @@ class RateLimiter {
   struct Attempt {
     Clock::time_point at;
     std::uint64_t id;
+    bool pending;  // reserved, neither confirmed nor released yet
   };
   void make_room(Clock::time_point now);
+  // Applies `change` to the attempt of `reservation`, if still remembered, and wakes the waiters.
+  template <class Change>
+  void settle(const Reservation& reservation, Change change);
 
   const std::size_t limit_;
   const std::chrono::seconds window_;
   const std::size_t max_keys_;
   std::mutex mutex_;
+  std::condition_variable settled_;
+  int waiting_ = 0;
   std::uint64_t last_id_ = 0;
   // The key's counted attempts within the window, oldest first, at most limit_ of them.
   std::unordered_map<std::string, std::deque<Attempt>> recent_;

@@ -30,6 +30,11 @@ bool client_fault(Errc code) {
          code == Errc::conflict;
 }
 
+// How long a request waits for the requests ahead of it to settle when they fill a rate limit,
+// so that a burst of nodes enrolling with one token is heard in turn, not refused: about as long
+// as one request may take.
+constexpr std::chrono::milliseconds patience{10000};
+
 std::string with_retry(std::string what, std::chrono::seconds wait) {
   return what + "; retry in " + std::to_string(wait.count()) + " s";
 }
@@ -61,10 +66,11 @@ class Reservations {
     RateLimiter::Reservation reservation;
   };
   void settle(bool success, Errc code) {
-    if (success || !client_fault(code))
-      for (const auto& held : failures_) held.limiter->release(held.reservation);
-    if (!success)
-      for (const auto& held : successes_) held.limiter->release(held.reservation);
+    const bool count_failures = !success && client_fault(code);
+    for (const auto& held : failures_)
+      count_failures ? held.limiter->confirm(held.reservation) : held.limiter->release(held.reservation);
+    for (const auto& held : successes_)
+      success ? held.limiter->confirm(held.reservation) : held.limiter->release(held.reservation);
     failures_.clear();
     successes_.clear();
   }
@@ -94,11 +100,11 @@ std::optional<Response> Routes::admit(const Request& request, Reservations& rese
     return error_response(fail(Errc::rate_limited, with_retry("too many failed attempts " + who, wait)),
                           request.version(), request.keep_alive(), wait);
   };
-  auto by_address = by_address_.reserve(address, now);
+  auto by_address = by_address_.reserve(address, now, patience);
   if (auto* wait = std::get_if<std::chrono::seconds>(&by_address)) return refused("from " + address, *wait);
   reserved.count_if_failed(by_address_, std::get<RateLimiter::Reservation>(std::move(by_address)));
   if (token_id.empty()) return std::nullopt;
-  auto by_token = by_token_.reserve(token_id, now);
+  auto by_token = by_token_.reserve(token_id, now, patience);
   if (auto* wait = std::get_if<std::chrono::seconds>(&by_token)) return refused("with token " + token_id, *wait);
   reserved.count_if_failed(by_token_, std::get<RateLimiter::Reservation>(std::move(by_token)));
   return std::nullopt;
@@ -161,7 +167,7 @@ Response Routes::handle(const Request& request, const RequestContext& context) {
         // and the directory work each time: its successful renewals are limited too. Counted
         // before the renewal, so that renewals at the same time all count; released if it fails.
         const std::string name = client->common_name();
-        auto renewal = renewals_.reserve(name, RateLimiter::Clock::now());
+        auto renewal = renewals_.reserve(name, RateLimiter::Clock::now(), patience);
         if (auto* wait = std::get_if<std::chrono::seconds>(&renewal)) {
           reserved.failed(Errc::rate_limited);
           return error_response(

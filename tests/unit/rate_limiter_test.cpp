@@ -70,6 +70,24 @@ TEST_CASE("attempts reserved at the same moment are heard only up to the limit")
   CHECK(heard == 3);
 }
 
+TEST_CASE("an attempt that finds the window full of attempts still being handled waits for their outcome") {
+  RateLimiter limiter(1, 60s);
+  auto ahead = std::get<RateLimiter::Reservation>(limiter.reserve("k", t0));
+  // The attempt ahead succeeds: its place is free for the one waiting.
+  std::thread succeeds([&] { limiter.release(ahead); });
+  CHECK(std::holds_alternative<RateLimiter::Reservation>(limiter.reserve("k", t0, 60s)));
+  succeeds.join();
+
+  RateLimiter failing(1, 60s);
+  auto failed = std::get<RateLimiter::Reservation>(failing.reserve("k", t0));
+  // The attempt ahead fails: the one waiting is refused.
+  std::thread fails([&] { failing.confirm(failed); });
+  auto refused = failing.reserve("k", t0 + 1s, 60s);
+  fails.join();
+  REQUIRE(std::holds_alternative<std::chrono::seconds>(refused));
+  CHECK(std::get<std::chrono::seconds>(refused) == 59s);
+}
+
 TEST_CASE("a limit of zero turns the limiter off") {
   RateLimiter limiter(0, 60s);
   for (int i = 0; i < 100; ++i) CHECK(wait_of(limiter, "k", t0) == 0s);
