@@ -183,9 +183,10 @@ Result<void> write_crl(authority::Authority& authority, const CaPaths& paths) {
   return fs::write_file_atomic(paths.crl(), *der, public_file);
 }
 
-// What `serve` does every maintenance_interval: enforces the lockout of every revoked node (the
-// queued ones and those done before), and re-signs DIR/crl.der once a day so that its nextUpdate
-// (a week on) never passes while it runs.
+// What `serve` does every maintenance_interval, besides probing the store and directory for
+// /healthz: enforces the lockout of every revoked node (the queued ones and those done before),
+// and rewrites DIR/crl.der once a day so that its nextUpdate (at least half a week on) never
+// passes while it runs.
 void maintain(authority::Authority& authority, const CaPaths& paths) {
   if (auto failed = authority.enforce_lockouts(now_seconds()); !failed)
     spdlog::warn("cannot enforce the directory lockouts: {}", failed.error().detail);
@@ -216,20 +217,24 @@ Result<void> serve(const ServeOptions& o) {
   server.key_pem = std::move(*tls_key);
   server.client_ca_pem = ca.signer.root().to_pem();
   server.max_connections = ca.config.max_connections;
+  server.max_connections_per_address = ca.config.max_connections_per_address;
   // More workers than cores: a worker waits on the XMPP directory (tens of milliseconds per
   // enrollment) and for its batch's commit, and only waiting writers can share a commit.
   server.worker_threads = std::max(16u, 4 * std::thread::hardware_concurrency());
   spdlog::info("CA root fingerprint {}; XMPP domain {}; directory {}", ca.signer.root().fingerprint_sha256(),
                ca.config.xmpp.domain, ca.config.directory.type);
+  // Before the port opens, so that /healthz never answers without a probe.
+  routes.probe_health();
   // A thread of its own rather than the request workers: a directory that is down makes each
   // lockout attempt wait for its full timeout. Stopped and joined when serve returns.
-  std::jthread maintenance([&ca, &paths](std::stop_token stop) {
+  std::jthread maintenance([&ca, &paths, &routes](std::stop_token stop) {
     std::mutex mutex;
     std::condition_variable_any stopped;
     std::unique_lock lock(mutex);
     for (;;) {
       maintain(ca.authority, paths);
       if (stopped.wait_for(lock, stop, maintenance_interval, [&stop] { return stop.stop_requested(); })) return;
+      routes.probe_health();
     }
   });
   return api::serve(server, [&](const api::Request& req, const api::RequestContext& ctx) {

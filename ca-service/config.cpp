@@ -45,6 +45,7 @@ Result<CaConfig> load_config(const std::filesystem::path& file) {
   const auto& limits = doc.contains("rate_limits") ? doc["rate_limits"] : empty;
   for (auto r : {read(doc, "", "listen", c.listen), read(doc, "", "hostnames", c.hostnames),
                  read(doc, "", "key_type", c.key_type), read(doc, "", "max_connections", c.max_connections),
+                 read(doc, "", "max_connections_per_address", c.max_connections_per_address),
                  read(xmpp, "xmpp.", "domain", c.xmpp.domain), read(xmpp, "xmpp.", "host", c.xmpp.host),
                  read(xmpp, "xmpp.", "port", c.xmpp.port), read(dir, "directory.", "type", c.directory.type),
                  read(dir, "directory.", "url", c.directory.url), read(dir, "directory.", "auth", c.directory.auth),
@@ -57,6 +58,8 @@ Result<CaConfig> load_config(const std::filesystem::path& file) {
                  read(limits, "rate_limits.", "address_window_seconds", c.rate_limits.address_window_seconds),
                  read(limits, "rate_limits.", "token_failures", c.rate_limits.token_failures),
                  read(limits, "rate_limits.", "token_window_seconds", c.rate_limits.token_window_seconds),
+                 read(limits, "rate_limits.", "renewals_per_username", c.rate_limits.renewals_per_username),
+                 read(limits, "rate_limits.", "renewal_window_seconds", c.rate_limits.renewal_window_seconds),
                  read(doc, "", "reserved_usernames", c.reserved_usernames)})
     if (!r) return with_context(r.error(), file.string());
   if (c.xmpp.domain.empty()) return fail(Errc::invalid_request, file.string() + ": xmpp.domain must be set");
@@ -80,11 +83,14 @@ Result<void> save_config(const std::filesystem::path& file, const CaConfig& c) {
       {"hostnames", c.hostnames},
       {"key_type", c.key_type},
       {"max_connections", c.max_connections},
+      {"max_connections_per_address", c.max_connections_per_address},
       {"rate_limits",
        {{"address_failures", c.rate_limits.address_failures},
         {"address_window_seconds", c.rate_limits.address_window_seconds},
         {"token_failures", c.rate_limits.token_failures},
-        {"token_window_seconds", c.rate_limits.token_window_seconds}}},
+        {"token_window_seconds", c.rate_limits.token_window_seconds},
+        {"renewals_per_username", c.rate_limits.renewals_per_username},
+        {"renewal_window_seconds", c.rate_limits.renewal_window_seconds}}},
       {"reserved_usernames", c.reserved_usernames},
   };
   using std::filesystem::perms;

@@ -27,13 +27,17 @@ struct DirectoryConfig {
   int timeout_ms = 5000;
 };
 
-// Failed enroll/renew attempts (answers 400, 401, 403, 409) that `serve` hears before it answers
-// 429 with Retry-After; 0 failures turns a limit off.
+// Failed enroll/renew attempts (answers 400, 401, 403, 409), and successful renewals, that `serve`
+// hears before it answers 429 with Retry-After; 0 turns a limit off.
 struct RateLimitConfig {
   int address_failures = 10;  // per client address (enroll and renew together)
   int address_window_seconds = 60;
   int token_failures = 5;  // per token id, from any address: a token's secret cannot be guessed online
   int token_window_seconds = 600;
+  // Successful renewals per username: a node renews once in two thirds of its lifetime, so these
+  // only stop one that renews in a loop (each renewal signs and provisions the directory).
+  int renewals_per_username = 10;
+  int renewal_window_seconds = 3600;
 };
 
 // Usernames no token may enroll, pinned or not: accounts that people or the server itself use.
@@ -47,6 +51,7 @@ struct CaConfig {
   std::vector<std::string> hostnames;      // names in the service's TLS certificate
   std::string key_type = "ec-p256";        // of the CA key
   int max_connections = 256;
+  int max_connections_per_address = 32;  // of max_connections, per client address
   RateLimitConfig rate_limits;
   std::vector<std::string> reserved_usernames = default_reserved_usernames;
 };

@@ -1,13 +1,17 @@
 #pragma once
-// Counts failed attempts per key (a client address, a token id) over a sliding window, so that
-// tokens cannot be guessed online. In memory only: a restart of `serve` forgets the counts.
+// Counts attempts per key (a client address, a token id, a username) over a sliding window, so
+// that tokens cannot be guessed online and a node cannot renew in a loop. In memory only: a
+// restart of `serve` forgets the counts.
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <variant>
 
 namespace evpn::ca::api {
 
@@ -15,30 +19,54 @@ class RateLimiter {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Hears at most `failures` failed attempts per key within any `window` (0 failures: no limit),
-  // and remembers at most `max_keys` keys, forgetting the least recently failed first.
-  // Thread-safe.
-  RateLimiter(int failures, std::chrono::seconds window, std::size_t max_keys = 10000);
+  // One counted attempt of `key`, taken back with release(). Id 0 counts nothing (no limit).
+  struct Reservation {
+    std::string key;
+    std::uint64_t id = 0;
+  };
 
-  // How long `key` must wait until its next attempt is heard (whole seconds, rounded up);
-  // zero when it may try now.
-  std::chrono::seconds retry_after(const std::string& key, Clock::time_point now);
+  // Hears at most `limit` attempts per key within any `window` (0: no limit), and remembers at
+  // most `max_keys` keys, forgetting the one least recently counted first. Thread-safe.
+  RateLimiter(int limit, std::chrono::seconds window, std::size_t max_keys = 10000);
 
-  // Counts one failed attempt of `key` at `now`.
-  void record_failure(const std::string& key, Clock::time_point now);
+  // Counts an attempt of `key` at `now` before it is handled, so that attempts handled at the
+  // same time all count. Returns its reservation, or, when `limit` attempts already fill the
+  // window, how long `key` must wait (whole seconds, rounded up; never zero) and counts nothing.
+  // While attempts still being handled fill the window, it waits up to `patience` for one of them
+  // to settle (at most max_waiting callers wait at a time, so waiting cannot take every thread).
+  std::variant<Reservation, std::chrono::seconds> reserve(const std::string& key, Clock::time_point now,
+                                                          std::chrono::milliseconds patience = {});
+
+  // The reserved attempt counts, for the rest of its window.
+  void confirm(const Reservation& reservation);
+  // Takes back a reservation whose attempt turned out not to count.
+  void release(const Reservation& reservation);
+
+  static constexpr int max_waiting = 8;
 
   // How many keys are remembered (for tests of the memory bound).
   std::size_t size();
 
  private:
+  struct Attempt {
+    Clock::time_point at;
+    std::uint64_t id;
+    bool pending;  // reserved, neither confirmed nor released yet
+  };
   void make_room(Clock::time_point now);
+  // Applies `change` to the attempt of `reservation`, if still remembered, and wakes the waiters.
+  template <class Change>
+  void settle(const Reservation& reservation, Change change);
 
-  const std::size_t failures_;
+  const std::size_t limit_;
   const std::chrono::seconds window_;
   const std::size_t max_keys_;
   std::mutex mutex_;
-  // The times of the key's most recent failures, oldest first, at most failures_ of them.
-  std::unordered_map<std::string, std::deque<Clock::time_point>> recent_;
+  std::condition_variable settled_;
+  int waiting_ = 0;
+  std::uint64_t last_id_ = 0;
+  // The key's counted attempts within the window, oldest first, at most limit_ of them.
+  std::unordered_map<std::string, std::deque<Attempt>> recent_;
 };
 
 }  // namespace evpn::ca::api

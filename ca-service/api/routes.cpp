@@ -5,6 +5,8 @@
 #include "common/time.hpp"
 
 #include <chrono>
+#include <variant>
+#include <vector>
 
 namespace evpn::ca::api {
 
@@ -21,42 +23,95 @@ Response make_response(const Request& request, http::status status, std::string 
   return res;
 }
 
-// Failures that are the client's doing count against the rate limits. 503 (a dependency is down)
-// and 500 (a bug here) do not: an outage must not lock nodes out once it is over.
+// Failures that are the client's doing count against the rate limits. 503 (a dependency is down),
+// 500 (a bug here) and 429 do not: an outage must not lock nodes out once it is over.
 bool client_fault(Errc code) {
   return code == Errc::invalid_request || code == Errc::unauthorized || code == Errc::forbidden ||
          code == Errc::conflict || code == Errc::account_exists;
 }
 
+// How long a request waits for the requests ahead of it to settle when they fill a rate limit,
+// so that a burst of nodes enrolling with one token is heard in turn, not refused: about as long
+// as one request may take.
+constexpr std::chrono::milliseconds patience{10000};
+
+std::string with_retry(std::string what, std::chrono::seconds wait) {
+  return what + "; retry in " + std::to_string(wait.count()) + " s";
+}
+
 }  // namespace
+
+// The rate-limiter reservations of one request, settled by its outcome: a reserved failure stays
+// counted only when the request failed through the client's fault, a reserved success only when
+// it succeeded. A request that ends otherwise (an exception) counts nothing.
+class Reservations {
+ public:
+  Reservations() = default;
+  Reservations(const Reservations&) = delete;
+  Reservations& operator=(const Reservations&) = delete;
+  ~Reservations() { settle(false, Errc::internal); }
+
+  void count_if_failed(RateLimiter& limiter, RateLimiter::Reservation reservation) {
+    failures_.push_back({&limiter, std::move(reservation)});
+  }
+  void count_if_succeeded(RateLimiter& limiter, RateLimiter::Reservation reservation) {
+    successes_.push_back({&limiter, std::move(reservation)});
+  }
+  void succeeded() { settle(true, Errc::internal); }
+  void failed(Errc code) { settle(false, code); }
+
+ private:
+  struct Held {
+    RateLimiter* limiter;
+    RateLimiter::Reservation reservation;
+  };
+  void settle(bool success, Errc code) {
+    const bool count_failures = !success && client_fault(code);
+    for (const auto& held : failures_)
+      count_failures ? held.limiter->confirm(held.reservation) : held.limiter->release(held.reservation);
+    for (const auto& held : successes_)
+      success ? held.limiter->confirm(held.reservation) : held.limiter->release(held.reservation);
+    failures_.clear();
+    successes_.clear();
+  }
+  std::vector<Held> failures_;
+  std::vector<Held> successes_;
+};
 
 Routes::Routes(authority::Authority& authority, const RateLimitConfig& limits)
     : authority_(authority),
+      limits_(limits),
       by_address_(limits.address_failures, std::chrono::seconds(limits.address_window_seconds)),
-      by_token_(limits.token_failures, std::chrono::seconds(limits.token_window_seconds)) {}
+      by_token_(limits.token_failures, std::chrono::seconds(limits.token_window_seconds)),
+      renewals_(limits.renewals_per_username, std::chrono::seconds(limits.renewal_window_seconds)),
+      health_(fail(Errc::unavailable, "the CA service has not checked its store and directory yet")) {}
 
-std::optional<Response> Routes::limited(const Request& request, const std::string& address,
-                                        const std::string& token_id) {
-  const auto now = RateLimiter::Clock::now();
-  auto wait = by_address_.retry_after(address, now);
-  std::string who = "from " + address;
-  if (wait.count() == 0 && !token_id.empty()) {
-    wait = by_token_.retry_after(token_id, now);
-    who = "with token " + token_id;
-  }
-  if (wait.count() == 0) return std::nullopt;
-  return error_response(fail(Errc::rate_limited, "too many failed attempts " + who + "; retry in " +
-                                                     std::to_string(wait.count()) + " s"),
-                        request.version(), request.keep_alive(), wait);
+void Routes::probe_health() {
+  auto health = authority_.health();
+  std::lock_guard lock(health_mutex_);
+  health_ = std::move(health);
 }
 
-Response Routes::refuse(const Request& request, const Error& error, const std::string& address,
-                        const std::string& token_id) {
-  if (client_fault(error.code)) {
-    const auto now = RateLimiter::Clock::now();
-    by_address_.record_failure(address, now);
-    if (!token_id.empty()) by_token_.record_failure(token_id, now);
-  }
+std::optional<Response> Routes::admit(const Request& request, Reservations& reserved, const std::string& address,
+                                      const std::string& token_id) {
+  const auto now = RateLimiter::Clock::now();
+  auto refused = [&](const std::string& who, std::chrono::seconds wait) {
+    reserved.failed(Errc::rate_limited);
+    return error_response(fail(Errc::rate_limited, with_retry("too many failed attempts " + who, wait)),
+                          request.version(), request.keep_alive(), wait);
+  };
+  auto by_address = by_address_.reserve(address, now, patience);
+  if (auto* wait = std::get_if<std::chrono::seconds>(&by_address)) return refused("from " + address, *wait);
+  reserved.count_if_failed(by_address_, std::get<RateLimiter::Reservation>(std::move(by_address)));
+  if (token_id.empty()) return std::nullopt;
+  auto by_token = by_token_.reserve(token_id, now, patience);
+  if (auto* wait = std::get_if<std::chrono::seconds>(&by_token)) return refused("with token " + token_id, *wait);
+  reserved.count_if_failed(by_token_, std::get<RateLimiter::Reservation>(std::move(by_token)));
+  return std::nullopt;
+}
+
+Response Routes::refuse(const Request& request, const Error& error, Reservations& reserved) {
+  reserved.failed(error.code);
   return error_response(error, request.version(), request.keep_alive());
 }
 
@@ -76,7 +131,9 @@ Response Routes::handle(const Request& request, const RequestContext& context) {
       return make_response(request, http::status::ok, "application/pkix-crl", std::move(*crl));
     }
     if (method == http::verb::get && path == "/healthz") {
-      if (auto r = authority_.health(); !r) return error_response(r.error(), request.version(), request.keep_alive());
+      std::unique_lock lock(health_mutex_);
+      if (!health_) return error_response(health_.error(), request.version(), request.keep_alive());
+      lock.unlock();
       return make_response(request, http::status::ok, "application/json", R"({"status":"ok"})");
     }
     if (method == http::verb::post && path == "/v1/enroll") {
@@ -85,25 +142,47 @@ Response Routes::handle(const Request& request, const RequestContext& context) {
       std::string token_id;
       if (parsed)
         if (auto token = enrollment::parse_token(parsed->token)) token_id = token->id;
-      if (auto refused = limited(request, context.client_address, token_id)) return std::move(*refused);
-      if (!parsed) return refuse(request, parsed.error(), context.client_address, "");
+      Reservations reserved;
+      if (auto refused = admit(request, reserved, context.client_address, token_id)) return std::move(*refused);
+      if (!parsed) return refuse(request, parsed.error(), reserved);
       auto issued = authority_.enroll(*parsed, now_seconds());
-      if (!issued) return refuse(request, issued.error(), context.client_address, token_id);
+      if (!issued) return refuse(request, issued.error(), reserved);
+      reserved.succeeded();
       username = issued->result.node.username;
       serial = issued->result.serial;
       return make_response(request, http::status::created, "application/json", protocol::to_json(issued->result));
     }
     if (method == http::verb::post && path == "/v1/renew") {
-      if (auto refused = limited(request, context.client_address, "")) return std::move(*refused);
+      Reservations reserved;
+      if (auto refused = admit(request, reserved, context.client_address, "")) return std::move(*refused);
       auto parsed = protocol::parse_renew_request(request.body());
-      if (!parsed) return refuse(request, parsed.error(), context.client_address, "");
+      if (!parsed) return refuse(request, parsed.error(), reserved);
       std::optional<crypto::Certificate> client;
       if (!context.client_certificate_der.empty()) {
         auto cert = crypto::Certificate::from_der(context.client_certificate_der);
         if (cert) client = std::move(*cert);
       }
+      if (client) {
+        // A node that renews in a loop (a compromised one, or a broken agent) makes the CA sign
+        // and the directory work each time: its successful renewals are limited too. Counted
+        // before the renewal, so that renewals at the same time all count; released if it fails.
+        const std::string name = client->common_name();
+        auto renewal = renewals_.reserve(name, RateLimiter::Clock::now(), patience);
+        if (auto* wait = std::get_if<std::chrono::seconds>(&renewal)) {
+          reserved.failed(Errc::rate_limited);
+          return error_response(
+              fail(Errc::rate_limited,
+                   with_retry("username '" + name + "' renewed its certificate " +
+                                  std::to_string(limits_.renewals_per_username) + " times within " +
+                                  std::to_string(limits_.renewal_window_seconds) + " s, the most allowed",
+                              *wait)),
+              request.version(), request.keep_alive(), *wait);
+        }
+        reserved.count_if_succeeded(renewals_, std::get<RateLimiter::Reservation>(std::move(renewal)));
+      }
       auto issued = authority_.renew(*parsed, client ? &*client : nullptr, now_seconds());
-      if (!issued) return refuse(request, issued.error(), context.client_address, "");
+      if (!issued) return refuse(request, issued.error(), reserved);
+      reserved.succeeded();
       username = issued->result.node.username;
       serial = issued->result.serial;
       return make_response(request, http::status::created, "application/json", protocol::to_json(issued->result));

@@ -7,29 +7,43 @@
 #include "ca-service/authority/authority.hpp"
 #include "ca-service/config.hpp"
 
+#include <mutex>
 #include <optional>
 #include <string>
 
 namespace evpn::ca::api {
+
+class Reservations;
 
 class Routes {
  public:
   explicit Routes(authority::Authority& authority, const RateLimitConfig& limits = {});
 
   // Answers the request and writes its one log line (method, path, status, ms, username, serial).
-  // Enroll and renew answer 429 to a client address or token id with too many recent failures.
+  // Enroll and renew answer 429 to a client address or token id with too many recent failures,
+  // and renew to a username with too many recent renewals. GET /healthz answers the outcome of
+  // the last probe_health().
   Response handle(const Request& request, const RequestContext& context);
 
+  // Checks the store and the directory, and keeps the outcome for GET /healthz: `serve` calls it
+  // at start and then periodically, so that asking for the health costs the CA nothing.
+  void probe_health();
+
  private:
-  // The 429 answer when `address` or `token_id` ("" for none) has failed too often, else nothing.
-  std::optional<Response> limited(const Request& request, const std::string& address, const std::string& token_id);
-  // Answers `error`, counting it against `address` and `token_id` when it was the client's fault.
-  Response refuse(const Request& request, const Error& error, const std::string& address,
-                  const std::string& token_id);
+  // The 429 answer when `address` or `token_id` ("" for none) has failed too often, else nothing;
+  // in that case the attempt is reserved in `reserved` as a failure.
+  std::optional<Response> admit(const Request& request, Reservations& reserved, const std::string& address,
+                                const std::string& token_id);
+  // Answers `error`; the reserved failures count only when it was the client's fault.
+  Response refuse(const Request& request, const Error& error, Reservations& reserved);
 
   authority::Authority& authority_;
+  RateLimitConfig limits_;
   RateLimiter by_address_;
   RateLimiter by_token_;
+  RateLimiter renewals_;  // successful renewals, by username
+  std::mutex health_mutex_;
+  Result<void> health_;
 };
 
 }  // namespace evpn::ca::api

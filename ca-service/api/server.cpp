@@ -26,6 +26,8 @@
 #include <optional>
 #include <set>
 #include <tuple>
+#include <unordered_map>
+#include <utility>
 
 namespace evpn::ca::api {
 namespace {
@@ -42,6 +44,38 @@ constexpr auto as_result = asio::as_tuple(asio::use_awaitable);
 // How much of an oversized request is read and thrown away after the 413 answer.
 constexpr std::size_t drain_limit = 1 << 20;
 
+// Logs refused connections at most once per address per interval, with the number refused
+// since the last line, so that a flood of connections cannot flood the log. Remembers at most
+// max_addresses addresses; past that, the others share one line. Only the I/O thread uses it.
+class RefusalLog {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr auto interval = std::chrono::seconds(60);
+  static constexpr std::size_t max_addresses = 1024;
+
+  void refused(const std::string& address, const std::string& why, Clock::time_point now) {
+    if (!last_.contains(address) && last_.size() >= max_addresses)
+      std::erase_if(last_, [&](const auto& entry) { return now - entry.second.logged_at >= interval; });
+    const std::string& key = last_.contains(address) || last_.size() < max_addresses ? address : other_addresses;
+    auto [entry, first] = last_.try_emplace(key, Entry{now, 0});
+    if (!first && now - entry->second.logged_at < interval) {
+      ++entry->second.suppressed;
+      return;
+    }
+    const std::size_t unlogged = std::exchange(entry->second, Entry{now, 0}).suppressed;
+    spdlog::warn("refusing a connection from {}: {}{}", key, why,
+                 unlogged ? " (" + std::to_string(unlogged) + " more refused since the last such line)" : "");
+  }
+
+ private:
+  static constexpr const char* other_addresses = "other addresses";
+  struct Entry {
+    Clock::time_point logged_at;
+    std::size_t suppressed;
+  };
+  std::unordered_map<std::string, Entry> last_;
+};
+
 // State of one server; only the I/O thread touches it.
 struct Shared {
   const ServerOptions& options;
@@ -49,6 +83,8 @@ struct Shared {
   ssl::context& tls;
   asio::thread_pool& workers;
   int connections = 0;
+  std::unordered_map<std::string, int> connections_per_address{};
+  RefusalLog refusals{};
   bool stopping = false;
   // Connections waiting for their peer (handshake, next request, close). Stopping cancels them;
   // connections whose request is being handled or answered finish first.
@@ -152,15 +188,21 @@ asio::awaitable<void> refuse(Shared& shared, TlsStream& stream, Response respons
   }
 }
 
-asio::awaitable<void> session(Shared& shared, tcp::socket socket) {
+asio::awaitable<void> session(Shared& shared, tcp::socket socket, std::string address) {
   struct Release {
     Shared& shared;
-    ~Release() { --shared.connections; }
-  } release{shared};
+    const std::string& address;
+    ~Release() {
+      --shared.connections;
+      if (auto it = shared.connections_per_address.find(address); it != shared.connections_per_address.end() &&
+                                                                  --it->second == 0)
+        shared.connections_per_address.erase(it);
+    }
+  } release{shared, address};
 
   error_code ec;
   RequestContext context;
-  context.client_address = socket.remote_endpoint(ec).address().to_string();
+  context.client_address = address;
   TlsStream stream(std::move(socket), shared.tls);
   auto& tcp_stream = beast::get_lowest_layer(stream);
   const auto timeout = shared.options.io_timeout;
@@ -168,13 +210,15 @@ asio::awaitable<void> session(Shared& shared, tcp::socket socket) {
   if (shared.stopping) co_return;
   {
     Waiting waiting(shared, tcp_stream);
-    tcp_stream.expires_after(timeout);
+    tcp_stream.expires_after(shared.options.handshake_timeout);
     std::tie(ec) = co_await stream.async_handshake(ssl::stream_base::server, as_result);
   }
   if (ec) {
     spdlog::debug("TLS handshake with {} failed: {}", context.client_address, ec.message());
     co_return;
   }
+  // On a resumed session this is the certificate of the session's first handshake, which
+  // OpenSSL keeps in the session (and in its tickets).
   if (X509* peer = SSL_get0_peer_certificate(stream.native_handle())) {
     unsigned char* der = nullptr;
     const int len = i2d_X509(peer, &der);
@@ -247,15 +291,24 @@ asio::awaitable<void> accept_loop(Shared& shared, tcp::acceptor& acceptor) {
       co_await pause.async_wait(as_result);
       continue;
     }
-    if (shared.connections >= shared.options.max_connections) {
-      error_code ignored;
-      spdlog::warn("refusing a connection from {}: {} connections are open (max_connections)",
-                   socket.remote_endpoint(ignored).address().to_string(), shared.connections);
+    error_code ignored;
+    const auto peer = socket.remote_endpoint(ignored);
+    if (ignored) continue;  // gone already
+    std::string address = peer.address().to_string();
+    std::string full;
+    if (shared.connections >= shared.options.max_connections)
+      full = std::to_string(shared.connections) + " connections are open (max_connections)";
+    else if (const auto it = shared.connections_per_address.find(address);
+             it != shared.connections_per_address.end() && it->second >= shared.options.max_connections_per_address)
+      full = "it has " + std::to_string(it->second) + " connections open (max_connections_per_address)";
+    if (!full.empty()) {
+      shared.refusals.refused(address, full, RefusalLog::Clock::now());
       socket.close(ignored);
       continue;
     }
     ++shared.connections;
-    asio::co_spawn(acceptor.get_executor(), session(shared, std::move(socket)), log_exception);
+    ++shared.connections_per_address[address];
+    asio::co_spawn(acceptor.get_executor(), session(shared, std::move(socket), std::move(address)), log_exception);
   }
 }
 
@@ -266,6 +319,12 @@ Result<void> serve(const ServerOptions& options, Handler handler) {
   tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+  // A server that asks for client certificates refuses to resume a session without a session id
+  // context (the handshake fails with internal_error): clients such as curl reuse sessions.
+  static constexpr unsigned char session_context[] = "evpn-ca";
+  SSL_CTX_set_session_id_context(tls.native_handle(), session_context, sizeof session_context - 1);
+  // Sessions resumed by id (TLS 1.2 clients without tickets) are kept in memory: bounded.
+  SSL_CTX_sess_set_cache_size(tls.native_handle(), 4096);
   error_code ec;
   if (!options.client_ca_pem.empty()) {
     // A client certificate is asked for but never required, and any certificate completes the

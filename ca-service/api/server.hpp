@@ -1,8 +1,10 @@
 #pragma once
 // The HTTPS server: the only code that touches sockets. One coroutine per connection on one
 // I/O thread; handlers run on a worker pool so that signing, fsync and the directory never stall I/O.
-// Every handshake, request read, answer write and shutdown has one deadline (io_timeout) for
-// the whole step; bodies over the limit get 413, headers over their limits 431, malformed HTTP 400.
+// The TLS handshake has a short deadline (handshake_timeout); every request read, answer write
+// and shutdown has one deadline (io_timeout) for the whole step; bodies over the limit get 413,
+// headers over their limits 431, malformed HTTP 400. Connections are capped in total and per
+// client address; refusals are logged at most once per address per minute.
 
 #include "ca-service/api/errors.hpp"
 #include "common/result.hpp"
@@ -33,8 +35,13 @@ struct ServerOptions {
   std::size_t body_limit = 64 * 1024;
   std::size_t header_limit = 8 * 1024;
   std::size_t max_header_fields = 64;
+  // Short: a client that connects and sends nothing holds a connection only this long.
+  std::chrono::seconds handshake_timeout{3};
   std::chrono::seconds io_timeout{10};
   int max_connections = 256;
+  // Of max_connections, how many one client address may hold, so that one address cannot take
+  // them all.
+  int max_connections_per_address = 32;
   unsigned worker_threads = 2;
 };
 

@@ -12,11 +12,16 @@ namespace {
 
 constexpr const char* token_refused = "the enrollment token is unknown, expired or used up; ask the operator for a new one";
 
-// The directory's own error says what failed; the node is told what it means for it.
+// The directory's own error (its address, its answer) goes to the log only: anyone may send a
+// request, and the backend's address and words are the operator's business. The node is told
+// the kind of failure and what it means for it.
 Error directory_failure(const Error& e) {
   spdlog::warn("directory provisioning failed: {}", e.detail);
-  return fail(Errc::unavailable, "the XMPP server's directory could not be updated (" + e.detail +
-                                     "); nothing was issued and no token was spent: retry later");
+  const char* kind = e.code == Errc::unavailable
+                         ? "is unreachable or failing"
+                         : "refused the CA's request (the CA's directory settings need the operator's attention)";
+  return fail(Errc::unavailable, std::string("the XMPP server's directory ") + kind +
+                                     "; nothing was issued and no token was spent: retry later");
 }
 
 // "00:AB:cd" -> "abcd", the form Certificate::serial_hex() gives and the store keeps.
@@ -296,6 +301,7 @@ Result<Revoked> Authority::revoke(const RevokeRequest& request, TimePoint now) {
                         ? store_.revoke_certificate(normalize_serial(request.serial), request.reason, now)
                         : store_.revoke_node(request.username, request.reason, now);
   if (!revocation) return revocation.error();
+  invalidate_crl();
   spdlog::info("revoked certificate {} of {} ({})", revocation->serial, revocation->username, revocation->reason);
   Revoked revoked{*revocation, std::nullopt};
   if (revocation->lockout_queued)
@@ -337,6 +343,15 @@ Result<std::size_t> Authority::enforce_lockouts(TimePoint now) {
 }
 
 Result<std::string> Authority::crl(TimePoint now) {
+  // Anyone may ask for the CRL: it is signed again only when it would change, or when half its
+  // validity has passed, so that asking costs the CA no signature. The store's data_version tells
+  // cheaply whether anyone (this process's writer or `evpn-ca revoke` in another) has committed
+  // since; only then are the revocations read again.
+  std::lock_guard lock(crl_mutex_);
+  auto version = store_.data_version();
+  if (!version) return version.error();
+  const bool fresh = !crl_cache_.der.empty() && now - crl_cache_.signed_at < crl_validity / 2;
+  if (fresh && crl_cache_.data_version == *version) return crl_cache_.der;
   auto revocations = store_.list_revocations();
   if (!revocations) return revocations.error();
   std::vector<signing::RevokedCertificate> entries;
@@ -345,11 +360,17 @@ Result<std::string> Authority::crl(TimePoint now) {
     entries.push_back({r.serial, r.revoked_at, r.reason});
     latest = std::max(latest, r.revoked_at);
   }
+  // Revocations are never undone, so their number and the latest time tell a changed list.
+  crl_cache_.data_version = *version;
+  if (fresh && crl_cache_.revocations == entries.size() && crl_cache_.latest == latest) return crl_cache_.der;
   // The CRL number is the signing time, except that a CRL signed in the same second as the latest
   // revocation takes the next second's: one signed earlier in that second lacks the entry, and two
   // CRLs with one number must list the same certificates.
   const auto number = std::max(to_unix(now), to_unix(latest) + 1);
-  return signer_.make_crl(entries, number, now, crl_validity);
+  auto der = signer_.make_crl(entries, number, now, crl_validity);
+  if (!der) return der.error();
+  crl_cache_ = {*der, now, *version, entries.size(), latest};
+  return der;
 }
 
 std::string node_state(const store::NodeRecord& node, TimePoint now) {
@@ -360,9 +381,15 @@ std::string node_state(const store::NodeRecord& node, TimePoint now) {
 }
 
 Result<void> Authority::health() {
-  if (auto r = store_.ping(); !r) return r;
-  if (auto r = directory_.ping(); !r)
-    return fail(Errc::unavailable, "the XMPP directory does not answer: " + r.error().detail);
+  // As for requests, the details are for the log; the answer names the part that failed.
+  if (auto r = store_.ping(); !r) {
+    spdlog::warn("health check: the store failed: {}", r.error().detail);
+    return fail(Errc::unavailable, "the CA's store does not answer");
+  }
+  if (auto r = directory_.ping(); !r) {
+    spdlog::warn("health check: the XMPP directory failed: {}", r.error().detail);
+    return fail(Errc::unavailable, "the XMPP directory does not answer");
+  }
   return {};
 }
 

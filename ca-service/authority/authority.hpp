@@ -104,13 +104,16 @@ class Authority {
   // lockout undone by a lost race or by hand comes back within one call. Returns how many failed.
   Result<std::size_t> enforce_lockouts(TimePoint now);
 
-  // The DER CRL of GET /v1/crl: every revoked certificate, signed at `now`, valid crl_validity.
+  // The DER CRL of GET /v1/crl: every revoked certificate, valid crl_validity. The last CRL is
+  // answered again while the revocations in the store are the same and it has more than half
+  // its validity left; otherwise a new one is signed at `now`.
   Result<std::string> crl(TimePoint now);
 
   // The PEM bundle of GET /v1/roots (also in every enrollment's answer).
   const std::string& roots_pem() const noexcept { return roots_pem_; }
 
-  // The store and the directory answer.
+  // The store and the directory answer; else Errc::unavailable naming the one that does not
+  // (its own error goes to the log only).
   Result<void> health();
 
  private:
@@ -152,6 +155,23 @@ class Authority {
   std::vector<std::string> reserved_usernames_;
   std::string roots_pem_;  // encoded once: every answer carries it
   UsernameLocks locks_;
+
+  // The last CRL signed, and what the store held then.
+  struct SignedCrl {
+    std::string der;
+    TimePoint signed_at{};
+    long long data_version = 0;
+    std::size_t revocations = 0;
+    TimePoint latest{};  // the latest revocation's time
+  };
+  // A store opened on ":memory:" has one connection, whose data_version does not see its own
+  // commits: this process's revocations drop the cached CRL themselves.
+  void invalidate_crl() {
+    std::lock_guard lock(crl_mutex_);
+    crl_cache_ = {};
+  }
+  std::mutex crl_mutex_;
+  SignedCrl crl_cache_;
 };
 
 }  // namespace evpn::ca::authority

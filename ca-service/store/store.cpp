@@ -111,8 +111,9 @@ using DbHandle = std::unique_ptr<sqlite3, CloseDb>;
 // Extended result codes are on, so `rc` tells a unique violation from other constraint failures.
 Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
   std::string detail = std::string(what) + ": " + sqlite3_errmsg(db);
+  // A 503 reaches the client as it is: it says what happened, not which statement waited.
   if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-    return fail(Errc::unavailable, "the CA store is busy: " + detail + "; retry in a moment");
+    return fail(Errc::unavailable, "the CA store is busy with another writer; retry in a moment");
   if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
     return fail(Errc::conflict, "the CA store refused a duplicate: " + detail);
   if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)

@@ -30,6 +30,7 @@
 #include <functional>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 using evpn::test::ok;
@@ -60,12 +61,15 @@ struct Outcome {
   std::string body;
 };
 
+using Session = crypto::Handle<SSL_SESSION, SSL_SESSION_free>;
+
 // One TLS connection (or a plain TCP one) to the CA that sends arbitrary bytes and reads what
-// comes back, every step under a deadline.
+// comes back, every step under a deadline. It connects from the loopback address `source`
+// ("": the kernel's choice, 127.0.0.1) and offers `session` for resumption when given.
 class Connection {
  public:
   Connection(std::uint16_t port, const std::string& root_pem, const TestPki::Pair* client = nullptr,
-             bool handshake = true)
+             bool handshake = true, const std::string& source = "", SSL_SESSION* session = nullptr)
       : tls_started_(handshake) {
     tls_.add_certificate_authority(asio::buffer(root_pem));
     tls_.set_verify_mode(ssl::verify_peer);
@@ -74,12 +78,27 @@ class Connection {
       tls_.use_private_key(asio::buffer(client->key.to_pem()), ssl::context::pem);
     }
     stream_.emplace(ioc_, tls_);
+    if (session) REQUIRE(SSL_set_session(stream_->native_handle(), session) == 1);
+    if (!source.empty()) {
+      tcp().socket().open(asio::ip::tcp::v4());
+      tcp().socket().bind({asio::ip::make_address(source), 0});
+    }
     tcp().connect({asio::ip::make_address("127.0.0.1"), port});
     if (handshake) {
       const auto ec = run(30s, [&](auto done) { stream_->async_handshake(ssl::stream_base::client, done); });
       INFO(ec.message());
       REQUIRE_FALSE(ec);
     }
+  }
+
+  // The server took the offered session instead of a full handshake.
+  bool resumed() { return SSL_session_reused(stream_->native_handle()) == 1; }
+
+  // Ends the connection with close_notify (OpenSSL resumes no session that ended without one)
+  // and returns its session, to offer to the next connection.
+  Session close_keeping_session() {
+    run(30s, [&](auto done) { stream_->async_shutdown(done); });
+    return Session(SSL_get1_session(stream_->native_handle()));
   }
 
   // Sends `bytes` over TLS; false when the server has closed the connection.
@@ -671,4 +690,70 @@ TEST_CASE("failed enrollments are answered 429 with Retry-After, per address and
   CHECK(w.exchange(request("POST", "/v1/renew", renew_body(good_csr))).status == 429);
   CHECK(w.exchange(request("GET", "/v1/roots")).status == 200);
   CHECK(w.exchange(request("GET", "/healthz")).status == 200);
+}
+
+namespace {
+
+// How many lines of `text` contain `phrase`.
+std::size_t lines_with(const std::string& text, const std::string& phrase) {
+  std::size_t n = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) n += line.find(phrase) != std::string::npos;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("one address holding idle connections neither locks out other addresses nor floods the log") {
+  auto& w = world();
+  w.reconfigure(json::object(), 256);
+  const auto log_start = evpn::test::read_file(w.serve_log()).size();
+
+  // Connections that never start TLS, from 127.0.0.1: more than max_connections.
+  std::vector<std::unique_ptr<Connection>> idle;
+  for (int i = 0; i < 300; ++i)
+    idle.push_back(std::make_unique<Connection>(w.port(), w.root_pem(), nullptr, false, "127.0.0.1"));
+
+  // Meanwhile a node on another address enrolls.
+  auto key = ok(crypto::Key::generate(crypto::KeyType::ec_p256));
+  Connection other(w.port(), w.root_pem(), nullptr, true, "127.0.0.2");
+  REQUIRE(other.send(request("POST", "/v1/enroll", enroll_body(w.token(), ok(crypto::Csr::create(key, "elsewhere")).to_pem()))));
+  const Outcome enrolled = other.read();
+  INFO(enrolled.body);
+  CHECK(enrolled.status == 201);
+
+  // Every idle connection is closed by the server: those over the address's share at once, the
+  // others at the handshake deadline, well before the 10 s a request may take.
+  std::size_t closed = 0;
+  for (auto& connection : idle) closed += connection->closed_by_server(9s);
+  CHECK(closed == idle.size());
+
+  // Hundreds of refusals, a few log lines.
+  const std::string log = evpn::test::read_file(w.serve_log()).substr(log_start);
+  const std::size_t refusal_lines = lines_with(log, "refus");
+  CHECK(refusal_lines >= 1);
+  CHECK(refusal_lines <= 3);
+}
+
+TEST_CASE("a renewal over a resumed TLS session is authenticated by the certificate of its first handshake") {
+  auto& w = world();
+  w.reconfigure(json::object(), 256);
+  const auto node = w.enroll("resumer", w.token());
+
+  Connection first(w.port(), w.root_pem(), &node);
+  REQUIRE(first.send(request("GET", "/v1/roots")));
+  CHECK(first.read().status == 200);
+  const Session session = first.close_keeping_session();
+  REQUIRE(session);
+
+  Connection resumed(w.port(), w.root_pem(), &node, true, "", session.get());
+  CHECK(resumed.resumed());
+  auto key = ok(crypto::Key::generate(crypto::KeyType::ec_p256));
+  REQUIRE(resumed.send(request("POST", "/v1/renew", renew_body(ok(crypto::Csr::create(key, "resumer")).to_pem()))));
+  const Outcome renewed = resumed.read();
+  INFO(renewed.body);
+  CHECK(renewed.status == 201);
+  if (renewed.status == 201)
+    CHECK(ok(crypto::Certificate::from_pem(ok(evpn::protocol::parse_enrollment_result(renewed.body)).certificate))
+              .matches(key));
 }

@@ -4,6 +4,9 @@
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/csr.hpp"
 #include "common/protocol/enrollment.hpp"
+#include "tests/support/captured_log.hpp"
+#include "tests/support/openfire_standin.hpp"
+#include "tests/support/process.hpp"
 #include "tests/support/test_pki.hpp"
 
 #include "tests/support/catch_result.hpp"
@@ -16,6 +19,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -50,6 +54,10 @@ const test::TestPki& pki() {
   return instance;
 }
 
+// What the directory stand-in says when it fails: its address and its backend's words, which
+// belong in the log and never in an answer.
+const std::string kDirectoryDown = "ejabberd at http://10.9.8.7:5280/api is unreachable: connection refused";
+
 // Stands in for the XMPP server's directory: keeps its accounts and lockouts, records each call as
 // "<step> <arguments>", calls `on_call` with the step's name before answering, and fails with
 // Errc::unavailable at the step named in `fail_at` (and at ping when `ping_fails`). Thread-safe.
@@ -58,6 +66,7 @@ class FakeDirectory : public ca::xmpp::Directory {
   std::vector<std::string> calls;
   std::string fail_at;
   bool ping_fails = false;
+  int pings = 0;
   std::function<void(const std::string& step)> on_call;
   std::set<std::string> users;   // accounts on the server, whoever created them
   std::set<std::string> locked;  // accounts locked out
@@ -91,7 +100,8 @@ class FakeDirectory : public ca::xmpp::Directory {
   }
   Result<void> delete_user(const std::string& username) override { return step("delete_user", username); }
   Result<void> ping() override {
-    if (ping_fails) return fail(Errc::unavailable, "connection refused");
+    ++pings;
+    if (ping_fails) return fail(Errc::unavailable, kDirectoryDown);
     return {};
   }
 
@@ -102,7 +112,7 @@ class FakeDirectory : public ca::xmpp::Directory {
       calls.push_back(name + " " + arguments);
     }
     if (on_call) on_call(name);
-    if (name == fail_at) return fail(Errc::unavailable, name + " failed: connection refused");
+    if (name == fail_at) return fail(Errc::unavailable, name + " failed: " + kDirectoryDown);
     return {};
   }
 
@@ -536,10 +546,12 @@ TEST_CASE("health is ok while the store and directory answer, unavailable when t
   Ca ca;
   CHECK(ca.authority.health());
   ca.directory.ping_fails = true;
+  test::CapturedLog log;
   const auto r = ca.authority.health();
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::unavailable);
-  CHECK_THAT(r.error().detail, Catch::Contains("connection refused"));
+  CHECK(r.error().detail == "the XMPP directory does not answer");
+  CHECK_THAT(log.text.str(), Catch::Contains(kDirectoryDown));
 }
 
 TEST_CASE("GET /v1/roots answers 200 with the root certificate in PEM") {
@@ -600,13 +612,29 @@ TEST_CASE("an unknown path answers 404 not_found") {
   CHECK(error_body(response).error == "not_found");
 }
 
-TEST_CASE("GET /healthz answers 200 while the directory answers and 503 when it does not") {
+TEST_CASE("GET /healthz answers the last probe: 200 while the directory answered, 503 once it did not") {
   Ca ca;
-  CHECK(answer(ca, request(http::verb::get, "/healthz")).result() == http::status::ok);
+  ca::api::Routes routes(ca.authority);
+  ca::api::RequestContext context;
+  context.client_address = "127.0.0.1";
+  auto healthz = [&] { return routes.handle(request(http::verb::get, "/healthz"), context); };
+
+  // Not probed yet.
+  CHECK(healthz().result() == http::status::service_unavailable);
+
+  routes.probe_health();
+  CHECK(ca.directory.pings == 1);
   ca.directory.ping_fails = true;
-  const auto response = answer(ca, request(http::verb::get, "/healthz"));
+  for (int i = 0; i < 3; ++i) CHECK(healthz().result() == http::status::ok);
+  CHECK(ca.directory.pings == 1);
+
+  routes.probe_health();
+  const auto response = healthz();
   CHECK(response.result() == http::status::service_unavailable);
-  CHECK(error_body(response).error == "unavailable");
+  CHECK_FALSE(response[http::field::retry_after].empty());
+  const auto body = error_body(response);
+  CHECK(body.error == "unavailable");
+  CHECK(body.message == "the XMPP directory does not answer");
 }
 
 namespace {
@@ -837,6 +865,188 @@ TEST_CASE("POST /v1/renew answers 201 to the current certificate over TLS and 40
 
 namespace {
 
+// How many of `n` requests `make(i)` sent to `routes` at once got each status.
+std::map<unsigned, int> statuses_of_concurrent(ca::api::Routes& routes, int n,
+                                               const std::function<ca::api::Request(int)>& make) {
+  std::mutex mutex;
+  std::map<unsigned, int> statuses;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      ca::api::RequestContext context;
+      context.client_address = "127.0.0.1";
+      const unsigned status = routes.handle(make(i), context).result_int();
+      std::lock_guard lock(mutex);
+      ++statuses[status];
+    });
+  for (auto& t : threads) t.join();
+  return statuses;
+}
+
+// The answer of a renewal of `current` with a new key through `routes`, and that key.
+std::pair<ca::api::Response, crypto::Key> renew_through(ca::api::Routes& routes, const crypto::Certificate& current) {
+  crypto::Key key = ec_key();
+  ca::api::RequestContext context;
+  context.client_address = "127.0.0.1";
+  context.client_certificate_der = current.to_der();
+  const auto body = protocol::to_json(protocol::RenewRequest{csr_for(key, current.common_name())});
+  return {routes.handle(request(http::verb::post, "/v1/renew", body), context), std::move(key)};
+}
+
+// The revoked serials a DER CRL lists, in lower-case hex as the store keeps them.
+std::vector<std::string> crl_serials(const std::string& der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  crypto::Handle<X509_CRL, X509_CRL_free> crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));
+  REQUIRE(crl);
+  std::vector<std::string> serials;
+  const auto* revoked = X509_CRL_get_REVOKED(crl.get());
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+    crypto::BigNum bn(ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i)), nullptr));
+    char* hex = BN_bn2hex(bn.get());
+    std::string text(hex);
+    OPENSSL_free(hex);
+    for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    serials.push_back(text.substr(std::min(text.find_first_not_of('0'), text.size())));
+  }
+  return serials;
+}
+
+}  // namespace
+
+TEST_CASE("a directory failure answers 503 naming the failure, never the directory's address or words") {
+  Ca ca;
+  ca.directory.fail_at = "ensure_user";
+  test::CapturedLog log;
+
+  const auto body = protocol::to_json(protocol::EnrollRequest{ca.token(), csr_for(ec_key(), "node1")});
+  const auto response = answer(ca, request(http::verb::post, "/v1/enroll", body));
+
+  CHECK(response.result() == http::status::service_unavailable);
+  const auto error = error_body(response);
+  CHECK_THAT(error.message, Catch::Contains("directory") && Catch::Contains("retry later"));
+  for (const char* secret : {"10.9.8.7", "5280", "http", "connection refused", "ejabberd"})
+    CHECK_THAT(error.message, !Catch::Contains(secret));
+  CHECK_THAT(log.text.str(), Catch::Contains(kDirectoryDown));
+}
+
+TEST_CASE("an Openfire directory that refuses the CA is answered 503 without its address or its answer") {
+  Ca ca;
+  test::OpenfireStandin::Options disabled;
+  disabled.disabled = true;
+  test::OpenfireStandin openfire(disabled);
+  test::TempDir dir{"evpn-authority-openfire"};
+  ca::DirectoryConfig config;
+  config.type = "openfire";
+  config.url = openfire.url();
+  config.secret_file = (dir.path() / "secret").string();
+  std::ofstream(config.secret_file) << disabled.secret << "\n";
+  auto directory = ok(ca::xmpp::make_directory(config, kXmpp.domain));
+  Authority authority(ca.store, pki().signer(), *directory, kXmpp);
+  test::CapturedLog log;
+
+  ca::api::RequestContext context;
+  context.client_address = "127.0.0.1";
+  const auto body = protocol::to_json(protocol::EnrollRequest{ca.token(), csr_for(ec_key(), "node1")});
+  const auto response = ca::api::Routes(authority).handle(request(http::verb::post, "/v1/enroll", body), context);
+
+  CHECK(response.result() == http::status::service_unavailable);
+  const auto error = error_body(response);
+  for (const std::string secret : {std::string("127.0.0.1"), std::to_string(openfire.port()), std::string("HTTP 403"),
+                                   std::string("plugin"), std::string("restapi")})
+    CHECK_THAT(error.message, !Catch::Contains(secret));
+  CHECK_THAT(log.text.str(), Catch::Contains(openfire.url()) && Catch::Contains("HTTP 403"));
+}
+
+TEST_CASE("GET /v1/crl answers the same CRL until a revocation, also one by another process, changes it") {
+  TempDir dir;
+  const auto db = dir.path / "state.db";
+  Ca ca(db);
+  const Enrolled first = enroll_node(ca, "node1");
+  const Enrolled second = enroll_node(ca, "node2");
+  const auto crl = [&] {
+    const auto response = answer(ca, request(http::verb::get, "/v1/crl"));
+    REQUIRE(response.result() == http::status::ok);
+    return response.body();
+  };
+
+  const std::string empty = crl();
+  CHECK(crl() == empty);
+  CHECK(crl_serials(empty).empty());
+
+  ok(ca.authority.revoke({.username = "node1"}, now_seconds()));
+  const std::string one = crl();
+  CHECK(crl_serials(one) == std::vector<std::string>{first.serial});
+  CHECK(crl() == one);
+
+  // `evpn-ca revoke` writes the same store from another process.
+  auto admin = open_store(db);
+  ok(admin.revoke_node("node2", "keyCompromise", now_seconds()));
+  const std::string two = crl();
+  auto expected = std::vector<std::string>{first.serial, second.serial};
+  std::sort(expected.begin(), expected.end());
+  auto listed = crl_serials(two);
+  std::sort(listed.begin(), listed.end());
+  CHECK(listed == expected);
+  CHECK(crl() == two);
+}
+
+TEST_CASE("failed attempts that run at the same time all count against the rate limit") {
+  Ca ca;
+  const std::string token = ca.token();
+  ca::api::Routes routes(ca.authority, {.address_failures = 0, .token_failures = 3});
+  // The requests that get past the limit wait at the directory until three have arrived there, so
+  // none of them records its outcome before the others have asked the limiter.
+  constexpr int n = 10;
+  std::mutex mutex;
+  std::condition_variable changed;
+  int arrived = 0;
+  ca.directory.on_call = [&](const std::string& step) {
+    if (step != "add_member") return;
+    std::unique_lock lock(mutex);
+    ++arrived;
+    changed.notify_all();
+    changed.wait_for(lock, 10s, [&] { return arrived >= 3; });
+  };
+
+  const auto statuses = statuses_of_concurrent(routes, n, [&](int i) {
+    const auto body = protocol::to_json(protocol::EnrollRequest{token, csr_for(ec_key(), "node" + std::to_string(i))});
+    return request(http::verb::post, "/v1/enroll", body);
+  });
+
+  // Three were heard at once: one spent the token's only use, two found it spent. The success
+  // freed its place for one more, which found the token spent too; then three failures filled
+  // the window and the others were refused.
+  CHECK(statuses.at(201) == 1);
+  CHECK(statuses.count(401) == 1);
+  CHECK(statuses.count(429) == 1);
+  if (statuses.count(401) && statuses.count(429)) {
+    CHECK(statuses.at(401) == 3);
+    CHECK(statuses.at(429) == 6);
+  }
+}
+
+TEST_CASE("a node that renews too often is answered 429 with Retry-After") {
+  Ca ca;
+  Enrolled node = enroll_node(ca, "node1");
+  ca::api::Routes routes(ca.authority);
+  crypto::Certificate current = std::move(node.cert);
+  // The default allows ten renewals per username and hour.
+  for (int i = 0; i < 10; ++i) {
+    auto [response, key] = renew_through(routes, current);
+    INFO(i << ": " << response.body());
+    REQUIRE(response.result() == http::status::created);
+    current = ok(crypto::Certificate::from_pem(ok(protocol::parse_enrollment_result(response.body())).certificate));
+  }
+  const auto serial = ca.current_serial("node1");
+  auto [refused, key] = renew_through(routes, current);
+  CHECK(refused.result() == http::status::too_many_requests);
+  CHECK_FALSE(refused[http::field::retry_after].empty());
+  CHECK_THAT(error_body(refused).message, Catch::Contains("node1"));
+  CHECK(ca.current_serial("node1") == serial);
+}
+
+namespace {
+
 std::vector<ca::store::PendingLockout> pending_lockouts(Ca& ca) { return ok(ca.store.pending_lockouts()); }
 
 // A serial as `openssl x509 -serial` prints it: upper case, with the colons of other tools.
@@ -981,7 +1191,10 @@ TEST_CASE("a CRL signed in the second of a revocation gets a higher number than 
   const auto after = number(ok(ca.authority.crl(kNow)));
   CHECK(before == to_unix(kNow));
   CHECK(after > before);
-  CHECK(number(ok(ca.authority.crl(kNow + 1h))) == to_unix(kNow + 1h));
+  // Unchanged, the CRL is signed again only once half its validity has passed.
+  CHECK(number(ok(ca.authority.crl(kNow + 1h))) == after);
+  const TimePoint later = kNow + ca::authority::crl_validity / 2;
+  CHECK(number(ok(ca.authority.crl(later))) == to_unix(later));
 }
 
 TEST_CASE("node_state tells active, expiring, expired and revoked apart") {

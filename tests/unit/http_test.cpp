@@ -1,6 +1,8 @@
 #include "ca-service/api/errors.hpp"
 #include "ca-service/api/server.hpp"
 #include "ca-service/xmpp/directory.hpp"
+#include "common/crypto/certificate.hpp"
+#include "common/crypto/handle.hpp"
 #include "common/fs/atomic_file.hpp"
 #include "common/net/https_client.hpp"
 #include "common/net/url.hpp"
@@ -19,9 +21,11 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <csignal>
 #include <stdexcept>
+#include <sys/socket.h>
 #include <thread>
 
 using evpn::test::ok;
@@ -53,7 +57,8 @@ net::HttpRequest post(net::Url url, std::string body) {
   return request;
 }
 
-// Echoes what it got as JSON; "/throw" throws and "/busy" answers the unavailable error.
+// Echoes what it got as JSON (with the CN of the TLS client certificate, "" for none); "/throw"
+// throws and "/busy" answers the unavailable error.
 Response echo(const Request& request, const RequestContext& context) {
   if (request.target() == "/throw") throw std::runtime_error("handler bug");
   if (request.target() == "/busy")
@@ -65,19 +70,26 @@ Response echo(const Request& request, const RequestContext& context) {
                                    {"target", std::string(request.target())},
                                    {"user_agent", std::string(request[http::field::user_agent])},
                                    {"body_size", request.body().size()},
-                                   {"client", context.client_address}}
+                                   {"client", context.client_address},
+                                   {"client_cn", context.client_certificate_der.empty()
+                                                     ? std::string()
+                                                     : ok(crypto::Certificate::from_der(context.client_certificate_der))
+                                                           .common_name()}}
                         .dump();
   return response;
 }
 
-// `serve` on a free loopback port in a background thread, stopped with SIGTERM.
+// `serve` on a free loopback port in a background thread, stopped with SIGTERM. `configure` may
+// change the options before it starts.
 class TestServer {
  public:
-  TestServer(const TestPki& pki, const std::vector<std::string>& names, ca::api::Handler handler = echo) {
+  TestServer(const TestPki& pki, const std::vector<std::string>& names, ca::api::Handler handler = echo,
+             const std::function<void(ca::api::ServerOptions&)>& configure = {}) {
     auto pair = pki.server(names);
     options_.port = test::free_port();
     options_.cert_chain_pem = pair.cert.to_pem();
     options_.key_pem = pair.key.to_pem();
+    if (configure) configure(options_);
     thread_ = std::thread([this, handler = std::move(handler)] {
       result_ = ca::api::serve(options_, handler);
       finished_ = true;
@@ -116,6 +128,18 @@ net::HttpClient client_trusting(const std::string& root_pem, bool verify = true)
   tls.ca_pem = root_pem;
   tls.verify = verify;
   return net::HttpClient(tls, 10s);
+}
+
+// One GET of `target` on an open TLS connection to the test server, and its answer.
+http::response<http::string_body> get_on(boost::beast::ssl_stream<boost::beast::tcp_stream>& stream,
+                                         const std::string& target) {
+  http::request<http::empty_body> request{http::verb::get, target, 11};
+  request.set(http::field::host, "127.0.0.1");
+  http::write(stream, request);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  http::read(stream, buffer, response);
+  return response;
 }
 
 }  // namespace
@@ -226,17 +250,109 @@ TEST_CASE("the server answers several requests on one connection and stops while
   stream.handshake(asio::ssl::stream_base::client);
 
   for (const char* target : {"/first", "/second"}) {
-    http::request<http::empty_body> request{http::verb::get, target, 11};
-    request.set(http::field::host, "127.0.0.1");
-    http::write(stream, request);
-    boost::beast::flat_buffer buffer;
-    http::response<http::string_body> response;
-    http::read(stream, buffer, response);
+    const auto response = get_on(stream, target);
     CHECK(response.result() == http::status::ok);
     CHECK(response.keep_alive());
     CHECK(nlohmann::json::parse(response.body())["target"] == target);
   }
   CHECK(server.stop().has_value());
+}
+
+namespace {
+
+using Session = crypto::Handle<SSL_SESSION, SSL_SESSION_free>;
+
+// What one GET over a new TLS connection got.
+struct Fetched {
+  bool resumed = false;  // the server took the offered session: no full handshake
+  int status = 0;
+  nlohmann::json body;
+  Session session;  // the session to offer next time
+};
+
+// GET `target` over a new connection to the test server on `port`, offering `offer` for
+// resumption (nullptr: a full handshake), with `client` as the TLS client certificate if given.
+// The connection is shut down cleanly, since OpenSSL never resumes a session that ended without.
+Fetched fetch_over_tls(std::uint16_t port, const TestPki& pki, const TestPki::Pair* client, SSL_SESSION* offer,
+                       const std::string& target = "/") {
+  namespace asio = boost::asio;
+  asio::io_context ioc;
+  asio::ssl::context tls(asio::ssl::context::tls_client);
+  tls.add_certificate_authority(asio::buffer(pki.root_pem()));
+  tls.set_verify_mode(asio::ssl::verify_peer);
+  if (client) {
+    tls.use_certificate(asio::buffer(client->cert.to_pem()), asio::ssl::context::pem);
+    tls.use_private_key(asio::buffer(client->key.to_pem()), asio::ssl::context::pem);
+  }
+  boost::beast::ssl_stream<boost::beast::tcp_stream> stream(ioc, tls);
+  if (offer) REQUIRE(SSL_set_session(stream.native_handle(), offer) == 1);
+  stream.next_layer().connect({asio::ip::make_address("127.0.0.1"), port});
+  boost::system::error_code ec;
+  stream.handshake(asio::ssl::stream_base::client, ec);
+  INFO("handshake: " << ec.message());
+  REQUIRE_FALSE(ec);
+
+  const auto response = get_on(stream, target);
+  stream.shutdown(ec);
+  // The TLS 1.3 tickets came before the answer, so the session now holds one.
+  return {SSL_session_reused(stream.native_handle()) == 1, static_cast<int>(response.result_int()),
+          nlohmann::json::parse(response.body()), Session(SSL_get1_session(stream.native_handle()))};
+}
+
+// Asks TLS clients for a certificate of `pki`, as `evpn-ca serve` does.
+std::function<void(ca::api::ServerOptions&)> asking_client_certificates(const TestPki& pki) {
+  return [root = pki.root_pem()](ca::api::ServerOptions& options) { options.client_ca_pem = root; };
+}
+
+}  // namespace
+
+TEST_CASE("a client resumes its TLS session with a server that asks for client certificates") {
+  TestPki pki;
+  TestServer server(pki, {"127.0.0.1"}, echo, asking_client_certificates(pki));
+
+  Fetched first = fetch_over_tls(server.port(), pki, nullptr, nullptr);
+  CHECK_FALSE(first.resumed);
+  CHECK(first.status == 200);
+  REQUIRE(first.session);
+  for (int i = 0; i < 2; ++i) {
+    const Fetched again = fetch_over_tls(server.port(), pki, nullptr, first.session.get());
+    CHECK(again.resumed);
+    CHECK(again.status == 200);
+    CHECK(again.body["client_cn"] == "");
+  }
+}
+
+TEST_CASE("a resumed TLS session still carries the client certificate of its first handshake") {
+  TestPki pki;
+  const auto node = pki.node("node1", "evpn.test");
+  TestServer server(pki, {"127.0.0.1"}, echo, asking_client_certificates(pki));
+
+  Fetched first = fetch_over_tls(server.port(), pki, &node, nullptr, "/v1/renew");
+  CHECK(first.body["client_cn"] == "node1");
+  REQUIRE(first.session);
+  const Fetched resumed = fetch_over_tls(server.port(), pki, &node, first.session.get(), "/v1/renew");
+  CHECK(resumed.resumed);
+  CHECK(resumed.status == 200);
+  CHECK(resumed.body["client_cn"] == "node1");
+}
+
+TEST_CASE("a connection that never starts TLS is closed at the handshake deadline, not the read deadline") {
+  namespace asio = boost::asio;
+  TestPki pki;
+  TestServer server(pki, {"127.0.0.1"}, echo, [](ca::api::ServerOptions& options) {
+    options.io_timeout = std::chrono::seconds(600);
+  });
+  asio::io_context ioc;
+  asio::ip::tcp::socket idle(ioc);
+  idle.connect({asio::ip::make_address("127.0.0.1"), server.port()});
+
+  // A blocking read returns once the server closes the connection; SO_RCVTIMEO only keeps a bug
+  // from hanging the test for the whole read deadline.
+  const timeval bound{60, 0};
+  REQUIRE(::setsockopt(idle.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound) == 0);
+  char byte = 0;
+  const ssize_t got = ::recv(idle.native_handle(), &byte, 1, 0);
+  CHECK(got == 0);
 }
 
 TEST_CASE("the client refuses a server whose certificate chains to another root") {

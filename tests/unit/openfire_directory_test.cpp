@@ -2,9 +2,6 @@
 // REST API stand-in; and the stand-in's own fidelity to the plugin's documented quirks.
 
 #include <openssl/pkcs12.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-
 #include "tests/support/catch_result.hpp"
 
 #include <catch2/catch.hpp>
@@ -18,6 +15,7 @@
 #include "ca-service/xmpp/openfire.hpp"
 #include "ca-service/xmpp/openfire_admin.hpp"
 #include "common/net/https_client.hpp"
+#include "tests/support/captured_log.hpp"
 #include "tests/support/openfire_standin.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/test_pki.hpp"
@@ -30,6 +28,7 @@ namespace {
 using namespace evpn;
 using Catch::Contains;
 using nlohmann::json;
+using test::CapturedLog;
 using test::OpenfireStandin;
 
 const std::string secret = "s3cr3t-Of-the-restapi";
@@ -88,19 +87,6 @@ struct Setup {
     if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
     return raw(method, path, body, headers);
   }
-};
-
-// Everything logged while it lives, for checking that no secret ever reaches a log.
-struct CapturedLog {
-  std::ostringstream text;
-  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
-
-  CapturedLog() {
-    auto logger = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(text));
-    logger->set_level(spdlog::level::debug);
-    spdlog::set_default_logger(logger);
-  }
-  ~CapturedLog() { spdlog::set_default_logger(previous); }
 };
 
 std::size_t count(const std::vector<std::string>& lines, const std::string& line) {
