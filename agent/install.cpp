@@ -60,6 +60,8 @@ Result<CheckedAnswer> check_answer(const protocol::EnrollmentResult& answer, con
 }
 
 Outcome<Installed> install(const InstallRequest& request) {
+  // The CA has committed and answered; nothing is written yet. A kill here is a lost answer.
+  test_step("answered");
   const auto& answer = *request.answer;
   auto checked = check_answer(answer, *request.key, *request.root, request.username, now_seconds());
   if (!checked) return Failure{exit_refused, checked.error()};
