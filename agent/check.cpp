@@ -281,27 +281,24 @@ CheckResult check_ca_status(const Result<protocol::CertificateStatus>& answer, c
             std::move(data)};
   }
   data["ca_status"] = to_string(answer->status);
+  const auto result = [&](CheckStatus status, const std::string& message) {
+    return CheckResult{"ca-status", status, message, data};
+  };
   switch (answer->status) {
     case CertificateState::current:
-      return {"ca-status", CheckStatus::ok, "the CA has certificate " + serial + " as this node's current one",
-              std::move(data)};
+      return result(CheckStatus::ok, "the CA has certificate " + serial + " as this node's current one");
     case CertificateState::superseded:
-      return {"ca-status", CheckStatus::critical,
-              "the CA has replaced certificate " + serial +
-                  " by a newer one that this node does not use; run evpn-agent renew (it finishes a renewal whose "
-                  "answer was lost), or enroll again with a token",
-              std::move(data)};
+      return result(CheckStatus::critical, "the CA has replaced certificate " + serial +
+                                               " by a newer one that this node does not use; run evpn-agent renew (it "
+                                               "finishes a renewal whose answer was lost), or enroll again with a token");
     case CertificateState::revoked:
-      return {"ca-status", CheckStatus::critical,
-              "the operator revoked certificate " + serial +
-                  " at the CA; the node cannot log in with it: ask the operator, and enroll again with a new token "
-                  "if the node should stay",
-              std::move(data)};
+      return result(CheckStatus::critical, "the operator revoked certificate " + serial +
+                                               " at the CA; the node cannot log in with it: ask the operator, and "
+                                               "enroll again with a new token if the node should stay");
     case CertificateState::expired:
-      return {"ca-status", CheckStatus::critical,
-              "the CA has certificate " + serial + " as expired; enroll again with a token", std::move(data)};
+      return result(CheckStatus::critical, "the CA has certificate " + serial + " as expired; enroll again with a token");
   }
-  return {"ca-status", CheckStatus::unknown, "unexpected status", std::move(data)};
+  return result(CheckStatus::unknown, "unexpected status");
 }
 
 CheckResult check_key_mode(const stdfs::path& key_file) {
