@@ -107,6 +107,16 @@ Result<protocol::EnrollmentResult> CaClient::post(const std::string& path, std::
   return protocol::parse_enrollment_result(response->body);
 }
 
+Result<protocol::CertificateStatus> CaClient::status() const {
+  net::HttpRequest request;
+  request.url = net::join(base_, "/v1/status");
+  request.headers = {{"Accept", "application/json"}};
+  auto response = client_.send(request);
+  if (!response) return response.error();
+  if (response->status != 200) return refusal(*response);
+  return protocol::parse_certificate_status(response->body);
+}
+
 Result<TimePoint> CaClient::server_time() const {
   net::HttpRequest request;
   request.url = net::join(base_, "/v1/roots");

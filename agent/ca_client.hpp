@@ -32,6 +32,9 @@ class CaClient {
   // POST /v1/renew over mutual TLS; errors as for enroll().
   Result<protocol::EnrollmentResult> renew(const protocol::RenewRequest& request) const;
 
+  // GET /v1/status over mutual TLS: how the CA sees the client certificate. Errors as for enroll().
+  Result<protocol::CertificateStatus> status() const;
+
   // The CA's clock (its Date header on GET /v1/roots), for nodes whose own clock is off.
   Result<TimePoint> server_time() const;
 

@@ -1,5 +1,6 @@
 #include "agent/check.hpp"
 
+#include "agent/ca_client.hpp"
 #include "agent/node_files.hpp"
 #include "agent/renewal.hpp"
 #include "agent/xmpp_login.hpp"
@@ -163,6 +164,23 @@ CheckResult check_chain(const std::optional<crypto::Certificate>& cert, const st
           "issued to " + state.jid + " by the pinned root " + fingerprint.substr(0, 16) + "...", std::move(data)};
 }
 
+// Asks the CA how it sees the node's certificate, authenticating with the node's pair.
+CheckResult ask_ca(const NodeState& state, const NodeFiles& files, const CheckOptions& o) {
+  auto cert_pem = fs::read_file(files.cert_file());
+  auto key_pem = fs::read_file(files.key_file(), 64 * 1024);
+  auto root_pem = fs::read_file(files.root_file());
+  if (!cert_pem || !key_pem || !root_pem) return not_checked("ca-status", "needs the node's key, certificate and root");
+  auto cert = crypto::Certificate::from_pem(*cert_pem);
+  auto root = crypto::Certificate::from_pem(*root_pem);
+  auto key = crypto::Key::from_pem(*key_pem);
+  if (!cert || !root || !key || !cert->matches(*key))
+    return not_checked("ca-status", "needs a readable root and a certificate with its key");
+  auto ca = CaClient::with_root(state.ca_url, std::move(*root), *cert_pem, *key_pem, o.timeout);
+  OPENSSL_cleanse(key_pem->data(), key_pem->size());
+  if (!ca) return not_checked("ca-status", ca.error().detail);
+  return check_ca_status(ca->status(), cert->serial_hex(), state.ca_url);
+}
+
 CheckResult check_login(const NodeState& state, const NodeFiles& files, const CheckOptions& o) {
   LoginOptions login;
   login.host = state.xmpp_host;
@@ -242,6 +260,45 @@ CheckResult check_expiry(const crypto::Certificate& cert, TimePoint now, seconds
   if (left <= warn)
     return result(CheckStatus::warning, remaining + ", within the warning window of " + describe(warn));
   return result(CheckStatus::ok, remaining + ", renewal from " + to_rfc3339(renew_from));
+}
+
+CheckResult check_ca_status(const Result<protocol::CertificateStatus>& answer, const std::string& serial,
+                            const std::string& ca_url) {
+  using protocol::CertificateState;
+  Json data{{"ca_url", ca_url}, {"serial", serial}};
+  if (!answer) {
+    data["error"] = to_string(answer.error().code);
+    // The CA down (or too old to answer) says nothing about the node: EdgeVPN may well be working.
+    const auto code = answer.error().code;
+    if (code == Errc::unavailable || code == Errc::internal || code == Errc::not_found)
+      return {"ca-status", CheckStatus::warning,
+              "the CA could not say whether certificate " + serial + " is still current (" + answer.error().detail +
+                  "); a warning, not critical: the node may be fine",
+              std::move(data)};
+    return {"ca-status", CheckStatus::critical,
+            "the CA does not accept certificate " + serial + ", or could not be verified (" +
+                answer.error().detail + "); enroll again with a token",
+            std::move(data)};
+  }
+  data["ca_status"] = to_string(answer->status);
+  const auto result = [&](CheckStatus status, const std::string& message) {
+    return CheckResult{"ca-status", status, message, data};
+  };
+  switch (answer->status) {
+    case CertificateState::current:
+      return result(CheckStatus::ok, "the CA has certificate " + serial + " as this node's current one");
+    case CertificateState::superseded:
+      return result(CheckStatus::critical, "the CA has replaced certificate " + serial +
+                                               " by a newer one that this node does not use; run evpn-agent renew (it "
+                                               "finishes a renewal whose answer was lost), or enroll again with a token");
+    case CertificateState::revoked:
+      return result(CheckStatus::critical, "the operator revoked certificate " + serial +
+                                               " at the CA; the node cannot log in with it: ask the operator, and "
+                                               "enroll again with a new token if the node should stay");
+    case CertificateState::expired:
+      return result(CheckStatus::critical, "the CA has certificate " + serial + " as expired; enroll again with a token");
+  }
+  return result(CheckStatus::unknown, "unexpected status");
 }
 
 CheckResult check_key_mode(const stdfs::path& key_file) {
@@ -332,6 +389,7 @@ HealthReport check_node(const CheckOptions& o, TimePoint now) {
   report.checks.push_back(check_chain(pair.cert, files.root_file(), state, now));
   report.checks.push_back(pair.cert ? check_expiry(*pair.cert, now, std::chrono::days(o.warn_days))
                                     : not_checked("expiry", "no readable certificate"));
+  report.checks.push_back(ask_ca(state, files, o));
   report.checks.push_back(check_evio_config(state.evio_config, state.overlay, files.cert_file(), files.key_file()));
   // The login runs even when a check above failed: it is what EdgeVPN itself depends on.
   report.checks.push_back(check_login(state, files, o));

@@ -3,6 +3,8 @@
 // reports its own outcome; the exit code is the Nagios plugin convention.
 
 #include "common/crypto/certificate.hpp"
+#include "common/protocol/enrollment.hpp"
+#include "common/result.hpp"
 #include "common/time.hpp"
 
 #include <nlohmann/json.hpp>
@@ -45,7 +47,7 @@ struct CheckOptions {
   std::string xmpp_ca;       // trust anchors for the XMPP server; empty: the pinned root
   std::string metrics_file;  // Prometheus text file to write; empty: none
   int warn_days = 7;         // WARNING when the certificate expires within this many days
-  std::chrono::milliseconds timeout{15000};  // for the XMPP login
+  std::chrono::milliseconds timeout{15000};  // for the XMPP login, and for the CA's answer to GET /v1/status
   bool json = false;
 };
 
@@ -66,6 +68,13 @@ CheckResult check_key_mode(const std::filesystem::path& key_file);
 // CertDirectory/KeyFile resolving to `cert_file` and `key_file`. CRITICAL otherwise.
 CheckResult check_evio_config(const std::filesystem::path& config, const std::string& overlay,
                               const std::filesystem::path& cert_file, const std::filesystem::path& key_file);
+
+// "ca-status", from the CA's answer to GET /v1/status (see CaClient::status) for the certificate
+// `serial` of the CA at `ca_url`: OK for current; CRITICAL for superseded, revoked or expired, and
+// for a CA that does not know the certificate, saying what to do; WARNING when the CA cannot be
+// reached or answer (the node may be fine, the CA's view is just unknown).
+CheckResult check_ca_status(const Result<protocol::CertificateStatus>& answer, const std::string& serial,
+                            const std::string& ca_url);
 
 // The human form: a Nagios-style summary line ("EVPN OK - node1@evpn.test, 29 days left,
 // login 120 ms"), then one line per check.

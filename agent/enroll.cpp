@@ -3,6 +3,7 @@
 #include "agent/ca_client.hpp"
 #include "agent/evio_config.hpp"
 #include "agent/install.hpp"
+#include "agent/pending_key.hpp"
 #include "agent/system_trust.hpp"
 #include "common/crypto/csr.hpp"
 #include "common/fs/atomic_file.hpp"
@@ -48,29 +49,6 @@ Outcome<EnrollOptions> complete(EnrollOptions o) {
   return o;
 }
 
-// Kept until the enrollment is settled: a retry after a lost answer sends the same key, so that
-// the CA recognises it and answers the certificate it already issued instead of spending a use.
-std::filesystem::path pending_key_file(const EnrollOptions& o) { return std::filesystem::path(o.state_dir) / ".enroll-key"; }
-
-Result<crypto::Key> enrollment_key(const EnrollOptions& o, crypto::KeyType type) {
-  const auto file = pending_key_file(o);
-  if (auto pem = fs::read_file(file, 64 * 1024)) {
-    auto key = crypto::Key::from_pem(*pem);
-    if (key && crypto::key_type_of(key->get()) == type) return key;
-  }
-  auto key = crypto::Key::generate(type);
-  if (!key) return key.error();
-  std::error_code ec;
-  if (std::filesystem::create_directories(o.state_dir, ec))
-    std::filesystem::permissions(o.state_dir, std::filesystem::perms::owner_all, ec);
-  if (ec) return fail(Errc::io, "cannot create the state directory " + o.state_dir + ": " + ec.message());
-  if (auto r = fs::write_file_atomic(file, key->to_pem(),
-                                     std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-      !r)
-    return r.error();
-  return key;
-}
-
 struct Enrolled {
   protocol::EnrollmentResult answer;
   Installed installed;
@@ -86,13 +64,17 @@ Outcome<Enrolled> enroll(const EnrollOptions& o) {
   auto ca = CaClient::pin(o.ca_url, o.fingerprint, o.timeout);
   if (!ca) return Failure{exit_for_ca(ca.error()), ca.error()};
 
-  auto key = enrollment_key(o, *key_type);
+  const PendingKey pending(std::filesystem::path(o.state_dir) / ".enroll-key");
+  auto key = pending.get(*key_type);
   if (!key) return Failure{exit_local, key.error()};
   auto csr = crypto::Csr::create(*key, o.username);
   if (!csr) return Failure{exit_local, csr.error()};
   log::info("requesting a certificate for " + o.username + " (" + o.key_type + " key)");
   auto answer = ca->enroll({o.token, csr->to_pem()});
-  if (!answer) return Failure{exit_for_ca(answer.error()), answer.error()};
+  if (!answer) {
+    pending.refused(answer.error());
+    return Failure{exit_for_ca(answer.error()), answer.error()};
+  }
 
   InstallRequest request;
   request.answer = &*answer;
@@ -106,18 +88,12 @@ Outcome<Enrolled> enroll(const EnrollOptions& o) {
   request.state.fingerprint = ca->root().fingerprint_sha256();
   request.state.evio_config = o.evio_config;
   request.state.key_type = o.key_type;
+  // After the CA's answer every failure (the login, a local write) keeps the pending key: the CA
+  // has spent the token and holds the name for this key, and only a retry with it gets them back.
   auto installed = install(request);
   if (!installed) return installed.error();
+  pending.drop();
   return Enrolled{std::move(*answer), std::move(*installed)};
-}
-
-// The pending key is dropped once the outcome is final: enrolled, or refused for good.
-Outcome<Enrolled> settle(const EnrollOptions& o, Outcome<Enrolled> outcome) {
-  if (outcome || outcome.error().code != exit_transient) {
-    std::error_code ec;
-    std::filesystem::remove(pending_key_file(o), ec);
-  }
-  return outcome;
 }
 
 void print(const Enrolled& e, const NodeFiles& files, bool as_json) {
@@ -161,7 +137,7 @@ void print(const Enrolled& e, const NodeFiles& files, bool as_json) {
 
 ExitCode run_enroll(EnrollOptions options) {
   auto completed = complete(std::move(options));
-  auto result = completed ? settle(*completed, enroll(*completed)) : Outcome<Enrolled>(completed.error());
+  auto result = completed ? enroll(*completed) : Outcome<Enrolled>(completed.error());
   const bool as_json = completed ? completed->json : options.json;
   if (result) {
     print(*result, NodeFiles(completed->state_dir), as_json);

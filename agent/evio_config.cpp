@@ -16,10 +16,11 @@ using Json = nlohmann::ordered_json;
 namespace stdfs = std::filesystem;
 
 constexpr std::size_t kMaxConfigBytes = 1 << 20;
-constexpr auto kConfigMode = stdfs::perms::owner_read | stdfs::perms::owner_write |
-                             stdfs::perms::group_read | stdfs::perms::others_read;
-constexpr auto kConfigDirMode = kConfigMode | stdfs::perms::owner_exec |
-                                stdfs::perms::group_exec | stdfs::perms::others_exec;
+// A new config is private: it comes to hold other overlays' passwords and TURN credentials. An
+// existing one keeps the mode, owner and group its administrator gave it.
+constexpr auto kNewConfigMode = stdfs::perms::owner_read | stdfs::perms::owner_write;
+constexpr auto kConfigDirMode = stdfs::perms::owner_all | stdfs::perms::group_read | stdfs::perms::group_exec |
+                                stdfs::perms::others_read | stdfs::perms::others_exec;
 
 Error unusable(const std::string& what) {
   return fail(Errc::invalid_request,
@@ -110,7 +111,7 @@ Result<void> update_config_file(const stdfs::path& file, const std::string& over
   if (!dir.empty() && stdfs::create_directories(dir, ec))
     stdfs::permissions(dir, kConfigDirMode, ec);
   if (ec) return fail(Errc::io, "cannot create the directory " + dir.string() + ": " + ec.message());
-  return fs::write_file_atomic(file, *merged, kConfigMode);
+  return fs::replace_file_atomic(file, *merged, kNewConfigMode);
 }
 
 Result<void> check_config_file(const stdfs::path& file) {

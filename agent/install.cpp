@@ -8,37 +8,66 @@ namespace evpn::agent {
 
 namespace {
 
-// The CA's answer must be exactly what this node asked for, issued under the pinned root.
-Result<void> check_answer(const protocol::EnrollmentResult& answer, const crypto::Key& key,
-                          const crypto::Certificate& pinned, const std::string& username) {
-  auto cert = crypto::Certificate::from_pem(answer.certificate);
-  if (!cert) return with_context(cert.error(), "the CA's certificate");
-  if (!cert->matches(key)) return fail(Errc::invalid_request, "the CA returned a certificate for another key");
-  auto root = crypto::Certificate::from_pem(answer.root);
-  if (!root || root->fingerprint_sha256() != pinned.fingerprint_sha256())
-    return fail(Errc::invalid_request, "the CA returned a root other than the pinned one");
-  std::vector<crypto::Certificate> anchors;
-  anchors.push_back(std::move(*root));
-  if (auto r = crypto::verify_chain(*cert, anchors, now_seconds(), X509_PURPOSE_SSL_CLIENT); !r)
-    return with_context(r.error(), "the CA's certificate");
-  const std::string jid = username + "@" + answer.xmpp.domain;
-  const auto addrs = cert->xmpp_addrs();
-  if (cert->common_name() != username || addrs.size() != 1 || addrs.front() != jid || answer.node.jid != jid)
-    return fail(Errc::invalid_request, "the CA's certificate is not for " + jid + " (CN " + cert->common_name() + ")");
-  return {};
+// The one certificate that the PEM text `pem` of the field `field` holds. The text must be exactly
+// that certificate's PEM encoding, as Certificate::to_pem() writes it (which is how the CA encodes
+// every certificate it sends): no second certificate, no text around it, no other line endings.
+// So what the agent writes is byte for byte what it checked.
+Result<crypto::Certificate> exactly_one(const std::string& pem, const std::string& field) {
+  auto cert = crypto::Certificate::from_pem(pem);
+  if (!cert) return fail(Errc::invalid_request, "the CA's " + field + " is not a PEM certificate: " + cert.error().detail);
+  if (cert->to_pem() != pem)
+    return fail(Errc::invalid_request, "the CA's " + field +
+                                           " is not exactly one PEM certificate (it carries more text or "
+                                           "another encoding); nothing was written");
+  return cert;
 }
+
+Error refused(const std::string& why) { return fail(Errc::invalid_request, why + "; nothing was written"); }
 
 }  // namespace
 
-Outcome<Installed> install(const InstallRequest& request) {
-  const auto& answer = *request.answer;
-  if (auto r = check_answer(answer, *request.key, *request.root, request.username); !r)
-    return Failure{exit_refused, r.error()};
-
+Result<CheckedAnswer> check_answer(const protocol::EnrollmentResult& answer, const crypto::Key& key,
+                                   const crypto::Certificate& pinned, const std::string& username, TimePoint now) {
+  auto cert = exactly_one(answer.certificate, "certificate");
+  if (!cert) return cert.error();
+  if (!cert->matches(key)) return refused("the CA returned a certificate for another key");
+  if (answer.root != pinned.to_pem())
+    return refused("the CA's root is not byte for byte the pinned root (fingerprint " + pinned.fingerprint_sha256() +
+                   ")");
+  std::vector<crypto::Certificate> anchors;
+  anchors.push_back(pinned.clone());
+  std::vector<crypto::Certificate> chain;
+  for (std::size_t i = 0; i < answer.chain.size(); ++i) {
+    const std::string field = "chain[" + std::to_string(i) + "]";
+    auto ca = exactly_one(answer.chain[i], field);
+    if (!ca) return ca.error();
+    if (!ca->is_ca()) return refused("the CA's " + field + " is not a CA certificate (no basicConstraints CA:TRUE)");
+    chain.push_back(std::move(*ca));
+  }
+  for (std::size_t i = 0; i < chain.size(); ++i)
+    if (auto r = crypto::verify_chain(chain[i], anchors, now, X509_PURPOSE_ANY, chain); !r)
+      return refused("the CA's chain[" + std::to_string(i) + "] does not chain to the pinned root (" + r.error().detail +
+                     ")");
+  if (auto r = crypto::verify_chain(*cert, anchors, now, X509_PURPOSE_SSL_CLIENT, chain); !r)
+    return refused("the CA's certificate does not chain to the pinned root (" + r.error().detail + ")");
+  const std::string jid = username + "@" + answer.xmpp.domain;
+  const auto addrs = cert->xmpp_addrs();
+  if (cert->common_name() != username || addrs.size() != 1 || addrs.front() != jid || answer.node.jid != jid)
+    return refused("the CA's certificate is not for " + jid + " (CN " + cert->common_name() + ")");
   std::string chain_pem = answer.certificate;
   for (const auto& pem : answer.chain) chain_pem += pem;
+  return CheckedAnswer{std::move(chain_pem), answer.root};
+}
+
+Outcome<Installed> install(const InstallRequest& request) {
+  // The CA has committed and answered; nothing is written yet. A kill here is a lost answer.
+  test_step("answered");
+  const auto& answer = *request.answer;
+  auto checked = check_answer(answer, *request.key, *request.root, request.username, now_seconds());
+  if (!checked) return Failure{exit_refused, checked.error()};
+
   NodeFiles files(request.activation.state_dir);
-  auto staged = files.stage(request.key->to_pem(), chain_pem, answer.root, answer.serial);
+  auto staged = files.stage(request.key->to_pem(), checked->chain_pem, checked->root_pem, answer.serial);
   if (!staged) return Failure{exit_local, staged.error()};
   test_step("staged");
 

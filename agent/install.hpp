@@ -38,6 +38,17 @@ struct Installed {
   NodeState state;
 };
 
+// What install() writes of the CA's answer.
+struct CheckedAnswer {
+  std::string chain_pem;  // the node's certificate, then the chain
+  std::string root_pem;   // the pinned root
+};
+
+// The CA's answer must be exactly what this node asked for, issued under the pinned root.
+// Errc::invalid_request saying what is wrong otherwise.
+Result<CheckedAnswer> check_answer(const protocol::EnrollmentResult& answer, const crypto::Key& key,
+                                   const crypto::Certificate& pinned, const std::string& username, TimePoint now);
+
 // Nothing in use on the node changes unless every step succeeds. Exit codes: exit_refused for an
 // answer that is not what was asked for, exit_transient when XMPP cannot be reached, exit_login
 // when the new pair does not log in, exit_local for file-system failures.

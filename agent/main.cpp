@@ -15,8 +15,16 @@ int main(int argc, char** argv) {
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
 
+  // The CA's worst case for one request: up to 10 s waiting for the rate limiter to hear it, at
+  // most 5 calls to its XMPP directory, each bounded by directory.timeout_ms (default 5000 ms), and
+  // up to 5 s for the store. The agent waits longer, so that it does not give up on an answer the
+  // CA is about to commit (the retry would be answered again, but only after another wait).
+  const std::string timeout_help =
+      "seconds allowed for each whole exchange with the CA (connect, TLS, request and answer under one deadline) "
+      "and for the XMPP login. Keep it above the CA's worst case for one request: 10 s waiting for its rate "
+      "limiter + 5 directory calls x directory.timeout_ms (default 5000 ms) + 5 s for its store = 40 s";
   EnrollOptions enroll;
-  long timeout_s = 30;
+  long timeout_s = 60;
   auto* enroll_cmd = app.add_subcommand(
       "enroll",
       "generate a key, get a certificate from the CA, verify an XMPP login with it, then write the key, certificate "
@@ -35,7 +43,7 @@ int main(int argc, char** argv) {
   enroll_cmd->add_option("--xmpp-ca", enroll.xmpp_ca,
                          "PEM file trusted for the XMPP server's certificate [the pinned CA root]");
   enroll_cmd->add_option("--key-type", enroll.key_type, "ec-p256, rsa-2048 or rsa-3072 [ec-p256]");
-  enroll_cmd->add_option("--timeout", timeout_s, "seconds allowed for each exchange with the CA and for the login")
+  enroll_cmd->add_option("--timeout", timeout_s, timeout_help)
       ->check(CLI::Range(1, 600))
       ->capture_default_str();
   enroll_cmd->add_flag("--json", enroll.json, "print a machine-readable result on stdout");
@@ -48,7 +56,7 @@ int main(int argc, char** argv) {
                          "for the default [/usr/local/share/ca-certificates]");
 
   RenewOptions renew;
-  long renew_timeout_s = 30, retry_for_s = 300;
+  long renew_timeout_s = 60, retry_for_s = 300;
   auto* renew_cmd = app.add_subcommand(
       "renew",
       "renew the certificate when a third of its lifetime is left: new key, certificate over mutual TLS, XMPP login "
@@ -63,7 +71,7 @@ int main(int argc, char** argv) {
                         "shell command run after a successful swap, e.g. 'systemctl restart evio'; it gets "
                         "EVPN_CERT_FILE, EVPN_KEY_FILE, EVPN_ROOT_FILE, EVPN_SERIAL, EVPN_USERNAME, EVPN_NOT_AFTER");
   renew_cmd->add_option("--xmpp-ca", renew.xmpp_ca, "PEM file trusted for the XMPP server's certificate [the pinned CA root]");
-  renew_cmd->add_option("--timeout", renew_timeout_s, "seconds allowed for each exchange with the CA and for the login")
+  renew_cmd->add_option("--timeout", renew_timeout_s, timeout_help)
       ->check(CLI::Range(1, 600))
       ->capture_default_str();
   renew_cmd->add_option("--retry-for", retry_for_s, "seconds to keep retrying transient failures (0: one attempt)")
@@ -76,7 +84,8 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand(
       "check",
       "check this node's health: key and certificate present, key mode 0600, key matches certificate, chain to the "
-      "pinned root, days left versus the renewal window, EdgeVPN config, and a real SASL EXTERNAL login.\n"
+      "pinned root, days left versus the renewal window, whether the CA still has the certificate as current "
+      "(GET /v1/status), EdgeVPN config, and a real SASL EXTERNAL login.\n"
       "Exit codes (Nagios): 0 OK; 1 WARNING (renewal due, expiring within --warn-days); 2 CRITICAL (login fails, "
       "expired, mismatch, ...); 3 UNKNOWN (not enrolled, bad command line).");
   check_cmd->add_option("--state-dir", check.state_dir, "the node's state directory")->capture_default_str();
@@ -89,7 +98,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   check_cmd->add_option("--xmpp-ca", check.xmpp_ca,
                         "PEM file trusted for the XMPP server's certificate [the pinned CA root]");
-  check_cmd->add_option("--timeout", check_timeout_s, "seconds allowed for the XMPP login")
+  check_cmd->add_option("--timeout", check_timeout_s, "seconds allowed for the XMPP login, and for the CA's answer to GET /v1/status")
       ->check(CLI::Range(1, 600))
       ->capture_default_str();
 

@@ -4,6 +4,7 @@
 #include "agent/enroll.hpp"
 #include "agent/install.hpp"
 #include "agent/node_files.hpp"
+#include "agent/pending_key.hpp"
 #include "agent/renewal.hpp"
 #include "common/crypto/csr.hpp"
 #include "common/fs/atomic_file.hpp"
@@ -82,11 +83,23 @@ Activation activation(const RenewOptions& o) {
   return how;
 }
 
-// One renewal attempt: new key, CSR, mutual-TLS request, then the checked install.
+// The renewal's new key, kept until the renewal is final (see PendingKey): after a lost answer the
+// CA has already made the new certificate current and answers a repeat of the same request (same
+// current certificate, same new key) with it.
+PendingKey renewal_key(const RenewOptions& o) { return PendingKey(std::filesystem::path(o.state_dir) / ".renew-key"); }
+
+// One renewal attempt: new key (or the one of a renewal whose answer was lost), CSR, mutual-TLS
+// request, then the checked install.
 Outcome<Installed> renew_once(const Current& current, const RenewOptions& o) {
   auto key_type = crypto::parse_key_type(current.state.key_type);
   if (!key_type) return Failure{exit_local, with_context(key_type.error(), "state.json")};
-  auto key = crypto::Key::generate(*key_type);
+  const PendingKey pending = renewal_key(o);
+  auto key = pending.get(*key_type);
+  // A key left by a renewal that completed but was killed before dropping it is the current one.
+  if (key && current.cert.matches(*key)) {
+    pending.drop();
+    key = pending.get(*key_type);
+  }
   if (!key) return Failure{exit_local, key.error()};
   auto csr = crypto::Csr::create(*key, current.state.username);
   if (!csr) return Failure{exit_local, csr.error()};
@@ -95,6 +108,7 @@ Outcome<Installed> renew_once(const Current& current, const RenewOptions& o) {
   if (!ca) return Failure{exit_usage, ca.error()};
   auto answer = ca->renew({csr->to_pem()});
   if (!answer) {
+    pending.refused(answer.error());
     // The CA no longer accepts this certificate (expired, superseded, revoked): only a new
     // enrollment helps.
     if (answer.error().code == Errc::unauthorized) return Failure{exit_reenroll, answer.error()};
@@ -145,13 +159,17 @@ std::optional<Interrupted> find_interrupted(const Current& current, const NodeFi
 Outcome<Installed> attempt(const Current& current, const RenewOptions& o) {
   NodeFiles files(o.state_dir);
   auto interrupted = find_interrupted(current, files);
-  if (!interrupted) return renew_once(current, o);
-  log::info("finishing an interrupted renewal: certificate " + interrupted->pair.serial);
-  NodeState state = current.state;
-  state.serial = interrupted->pair.serial;
-  state.not_after = to_rfc3339(interrupted->cert.not_after());
-  state.renew_after = to_rfc3339(renew_after(interrupted->cert));
-  return activate(interrupted->pair, std::move(state), activation(o));
+  Outcome<Installed> outcome = [&]() -> Outcome<Installed> {
+    if (!interrupted) return renew_once(current, o);
+    log::info("finishing an interrupted renewal: certificate " + interrupted->pair.serial);
+    NodeState state = current.state;
+    state.serial = interrupted->pair.serial;
+    state.not_after = to_rfc3339(interrupted->cert.not_after());
+    state.renew_after = to_rfc3339(renew_after(interrupted->cert));
+    return activate(interrupted->pair, std::move(state), activation(o));
+  }();
+  if (outcome) renewal_key(o).drop();
+  return outcome;
 }
 
 // Retries transient failures with capped exponential backoff and jitter, within o.retry_for.
@@ -227,6 +245,9 @@ ExitCode run_renew(const RenewOptions& o) {
   if (!current) return failed(current.error());
 
   const bool interrupted = find_interrupted(*current, files).has_value();
+  // A renewal that sent its request and lost the answer may have made the current certificate
+  // superseded at the CA: it is finished now, due or not.
+  const bool pending = std::filesystem::exists(renewal_key(o).file());
   auto probe = CaClient::with_root(current->state.ca_url, current->root.clone(),
                                    current->cert_pem, current->key_pem, o.timeout);
   if (!probe) return failed(Failure{exit_usage, probe.error()});
@@ -251,7 +272,7 @@ ExitCode run_renew(const RenewOptions& o) {
                                                                       ": it cannot renew itself; enroll again with a "
                                                                       "token (or put one in the agent config)")});
   }
-  if (clock.now < due_at && !o.force && !interrupted) {
+  if (clock.now < due_at && !o.force && !interrupted && !pending) {
     result["renewed"] = false;
     result["reason"] = "not due";
     report(o.json, result, "not due: " + current->state.jid + " renews after " + to_rfc3339(due_at));
@@ -263,7 +284,7 @@ ExitCode run_renew(const RenewOptions& o) {
   if (!installed) return failed(installed.error());
   const NodeState& state = installed->state;
   result.update({{"renewed", true},
-                 {"reason", interrupted ? "resumed" : clock.now < due_at ? "forced" : "due"},
+                 {"reason", interrupted || pending ? "resumed" : clock.now < due_at ? "forced" : "due"},
                  {"previous_serial", current->cert.serial_hex()},
                  {"serial", state.serial},
                  {"not_after", state.not_after},

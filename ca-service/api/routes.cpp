@@ -39,6 +39,14 @@ std::string with_retry(std::string what, std::chrono::seconds wait) {
   return what + "; retry in " + std::to_string(wait.count()) + " s";
 }
 
+// The TLS client certificate, when the client sent one that parses.
+std::optional<crypto::Certificate> client_certificate(const RequestContext& context) {
+  if (context.client_certificate_der.empty()) return std::nullopt;
+  auto cert = crypto::Certificate::from_der(context.client_certificate_der);
+  if (!cert) return std::nullopt;
+  return std::move(*cert);
+}
+
 }  // namespace
 
 // The rate-limiter reservations of one request, settled by its outcome: a reserved failure stays
@@ -157,11 +165,7 @@ Response Routes::handle(const Request& request, const RequestContext& context) {
       if (auto refused = admit(request, reserved, context.client_address, "")) return std::move(*refused);
       auto parsed = protocol::parse_renew_request(request.body());
       if (!parsed) return refuse(request, parsed.error(), reserved);
-      std::optional<crypto::Certificate> client;
-      if (!context.client_certificate_der.empty()) {
-        auto cert = crypto::Certificate::from_der(context.client_certificate_der);
-        if (cert) client = std::move(*cert);
-      }
+      const auto client = client_certificate(context);
       if (client) {
         // A node that renews in a loop (a compromised one, or a broken agent) makes the CA sign
         // and the directory work each time: its successful renewals are limited too. Counted
@@ -187,9 +191,19 @@ Response Routes::handle(const Request& request, const RequestContext& context) {
       serial = issued->result.serial;
       return make_response(request, http::status::created, "application/json", protocol::to_json(issued->result));
     }
+    if (method == http::verb::get && path == "/v1/status") {
+      Reservations reserved;
+      if (auto refused = admit(request, reserved, context.client_address, "")) return std::move(*refused);
+      const auto client = client_certificate(context);
+      auto status = authority_.certificate_status(client ? &*client : nullptr, now_seconds());
+      if (!status) return refuse(request, status.error(), reserved);
+      reserved.succeeded();
+      serial = status->serial;
+      return make_response(request, http::status::ok, "application/json", protocol::to_json(*status));
+    }
     return error_response(fail(Errc::not_found, "no endpoint " + std::string(request.method_string()) + " " +
                                                     std::string(path) + "; the API has GET /v1/roots, "
-                                                    "GET /v1/crl, POST /v1/enroll, POST /v1/renew and GET /healthz"),
+                                                    "GET /v1/crl, POST /v1/enroll, POST /v1/renew, GET /v1/status and GET /healthz"),
                           request.version(), request.keep_alive());
   };
   Response response = answer();

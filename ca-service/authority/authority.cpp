@@ -293,6 +293,38 @@ Result<std::optional<Issued>> Authority::replay_renewal(const store::Certificate
   return std::optional<Issued>(render(**renewal, **group, now));
 }
 
+Result<protocol::CertificateStatus> Authority::certificate_status(const crypto::Certificate* presented,
+                                                                 TimePoint now) {
+  using protocol::CertificateState;
+  if (!presented)
+    return fail(Errc::unauthorized, "the status check needs the node's certificate as the TLS client certificate");
+  const std::string serial = presented->serial_hex();
+  const auto unknown = fail(Errc::unauthorized, "certificate " + serial + " was not issued by this CA");
+  auto known = store_.find_certificate(serial);
+  if (!known) return known.error();
+  if (!*known) return unknown;
+  // A serial alone could be copied into a certificate of another issuer: only the very bytes this
+  // CA recorded count.
+  auto recorded = crypto::Certificate::from_pem((*known)->pem);
+  if (!recorded || recorded->to_der() != presented->to_der()) return unknown;
+
+  protocol::CertificateStatus out{serial};
+  const std::string& status = (*known)->status;
+  if (status == "revoked") {
+    out.status = CertificateState::revoked;
+  } else if (status == "superseded") {
+    out.status = CertificateState::superseded;
+  } else {
+    auto node = store_.find_node((*known)->username);
+    if (!node) return node.error();
+    if (!*node || (*node)->current_serial != serial)
+      out.status = CertificateState::superseded;
+    else
+      out.status = (*known)->not_after <= now ? CertificateState::expired : CertificateState::current;
+  }
+  return out;
+}
+
 Result<Revoked> Authority::revoke(const RevokeRequest& request, TimePoint now) {
   if (request.username.empty() == request.serial.empty())
     return fail(Errc::invalid_request, "name either the node (username) or the certificate (serial) to revoke");

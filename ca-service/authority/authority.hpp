@@ -93,6 +93,11 @@ class Authority {
   // spending nothing. Errc::unauthorized for a certificate that may not renew.
   Result<Issued> renew(const protocol::RenewRequest& request, const crypto::Certificate* current, TimePoint now);
 
+  // How this CA sees `presented` (the TLS client certificate of GET /v1/status) at `now`: revoked,
+  // superseded (no longer its node's current certificate), expired, or current. Errc::unauthorized
+  // unless it is byte for byte a certificate this CA recorded (the TLS handshake proved the key).
+  Result<protocol::CertificateStatus> certificate_status(const crypto::Certificate* presented, TimePoint now);
+
   // Revokes the certificate in the store (with the audit entry), then, when it was its node's
   // current certificate, locks the node out in the directory (no login, live sessions ended). A
   // failed lockout stays queued and is reported in Revoked::lockout_error; the revocation stands.

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include <cstring>
 
@@ -106,6 +107,11 @@ std::vector<std::string> Certificate::xmpp_addrs() const {
   return out;
 }
 
+bool Certificate::is_ca() const {
+  // The flags are computed from the extensions on first use; EXFLAG_CA is basicConstraints CA:TRUE.
+  return (X509_get_extension_flags(cert_.get()) & EXFLAG_CA) != 0;
+}
+
 bool Certificate::matches(const Key& key) const {
   const bool same = X509_check_private_key(cert_.get(), key.get()) == 1;
   // A mismatch is queued as an OpenSSL error; left there it would show up in the detail of the
@@ -125,15 +131,25 @@ Result<std::vector<Certificate>> parse_pem_bundle(std::string_view pem) {
   return out;
 }
 
+namespace {
+// sk_X509_free is a macro; the stack borrows its certificates, so they are not freed with it.
+void free_stack(STACK_OF(X509)* stack) noexcept { sk_X509_free(stack); }
+using X509Stack = Handle<STACK_OF(X509), free_stack>;
+}  // namespace
+
 Result<void> verify_chain(const Certificate& leaf, const std::vector<Certificate>& roots, TimePoint at,
-                          int purpose) {
+                          int purpose, const std::vector<Certificate>& intermediates) {
   X509Store store(X509_STORE_new());
   X509StoreCtx ctx(X509_STORE_CTX_new());
-  if (!store || !ctx) return openssl_failure(Errc::internal, "cannot set up certificate verification");
+  X509Stack untrusted(sk_X509_new_null());
+  if (!store || !ctx || !untrusted) return openssl_failure(Errc::internal, "cannot set up certificate verification");
   for (const auto& root : roots)
     if (X509_STORE_add_cert(store.get(), root.get()) != 1)
       return openssl_failure(Errc::internal, "cannot add a trust anchor");
-  if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), nullptr) != 1)
+  for (const auto& cert : intermediates)
+    if (sk_X509_push(untrusted.get(), cert.get()) <= 0)
+      return openssl_failure(Errc::internal, "cannot add an intermediate certificate");
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), untrusted.get()) != 1)
     return openssl_failure(Errc::internal, "cannot set up certificate verification");
   X509_STORE_CTX_set_time(ctx.get(), 0, static_cast<time_t>(to_unix(at)));
   X509_STORE_CTX_set_purpose(ctx.get(), purpose);

@@ -31,6 +31,8 @@ class Certificate {
   std::string common_name() const;
   // Every id-on-xmppAddr otherName in the subjectAltName, in order.
   std::vector<std::string> xmpp_addrs() const;
+  // True when basicConstraints says CA:TRUE.
+  bool is_ca() const;
   // True when the certificate's public key is the public half of `key`.
   bool matches(const Key& key) const;
   EVP_PKEY* public_key() const noexcept;
@@ -46,9 +48,10 @@ class Certificate {
 Result<std::vector<Certificate>> parse_pem_bundle(std::string_view pem);
 
 // Verifies that `leaf` chains to one of `roots` at time `at`, for the purpose given
-// (X509_PURPOSE_SSL_CLIENT / X509_PURPOSE_SSL_SERVER). Errc::unauthorized with the reason otherwise.
+// (X509_PURPOSE_SSL_CLIENT / X509_PURPOSE_SSL_SERVER, X509_PURPOSE_ANY), through any of
+// `intermediates` (not trusted by themselves). Errc::unauthorized with the reason otherwise.
 Result<void> verify_chain(const Certificate& leaf, const std::vector<Certificate>& roots, TimePoint at,
-                          int purpose);
+                          int purpose, const std::vector<Certificate>& intermediates = {});
 
 // Lower-case hex of bytes.
 std::string to_hex(std::string_view bytes);

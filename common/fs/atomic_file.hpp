@@ -15,6 +15,14 @@ namespace evpn::fs {
 Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data,
                                std::filesystem::perms mode);
 
+// Replaces the file `path` names with `data` as write_file_atomic does, keeping the replaced file's
+// mode, owner and group; a file that does not exist yet is created with `new_file_mode`. A symlink
+// is followed (through every link, relative ones from their own directory) and the file it names is
+// replaced, so the link stays a link, as administrators expect of files under /etc. Errc::io when the
+// owner cannot be kept (only root may give a file to another user).
+Result<void> replace_file_atomic(const std::filesystem::path& path, std::string_view data,
+                                 std::filesystem::perms new_file_mode);
+
 // Reads a whole file of at most `max_bytes`; Errc::not_found if it does not exist.
 Result<std::string> read_file(const std::filesystem::path& path, std::size_t max_bytes = 1 << 20);
 

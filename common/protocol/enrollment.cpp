@@ -149,6 +149,37 @@ std::string to_json(const EnrollmentResult& r) {
       .dump();
 }
 
+const char* to_string(CertificateState state) noexcept {
+  switch (state) {
+    case CertificateState::current: return "current";
+    case CertificateState::superseded: return "superseded";
+    case CertificateState::revoked: return "revoked";
+    case CertificateState::expired: return "expired";
+  }
+  return "current";
+}
+
+Result<CertificateStatus> parse_certificate_status(std::string_view body) {
+  auto doc = parse_object(body, "the certificate status");
+  if (!doc) return doc.error();
+  Reader r(*doc, "status");
+  CertificateStatus out{r.string("serial")};
+  const std::string status = r.string("status");
+  if (r.error()) return *r.error();
+  for (auto state : {CertificateState::current, CertificateState::superseded, CertificateState::revoked,
+                     CertificateState::expired})
+    if (status == to_string(state)) {
+      out.status = state;
+      return out;
+    }
+  return fail(Errc::invalid_request, "the certificate status '" + status.substr(0, 32) + "' is not one of current, "
+                                     "superseded, revoked, expired");
+}
+
+std::string to_json(const CertificateStatus& s) {
+  return json{{"serial", s.serial}, {"status", to_string(s.status)}}.dump();
+}
+
 Result<ErrorBody> parse_error_body(std::string_view body) {
   auto doc = parse_object(body, "the error body");
   if (!doc) return doc.error();

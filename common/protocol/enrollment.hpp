@@ -47,6 +47,17 @@ struct EnrollmentResult {
   XmppEndpoint xmpp;
 };
 
+// How the CA sees a node's certificate (GET /v1/status).
+enum class CertificateState { current, superseded, revoked, expired };
+
+// "current", "superseded", "revoked", "expired".
+const char* to_string(CertificateState state) noexcept;
+
+struct CertificateStatus {
+  std::string serial;  // hex
+  CertificateState status = CertificateState::current;
+};
+
 struct ErrorBody {
   std::string error;
   std::string message;
@@ -61,6 +72,9 @@ std::string to_json(const RenewRequest& r);
 
 Result<EnrollmentResult> parse_enrollment_result(std::string_view body);
 std::string to_json(const EnrollmentResult& r);
+
+Result<CertificateStatus> parse_certificate_status(std::string_view body);
+std::string to_json(const CertificateStatus& s);
 
 Result<ErrorBody> parse_error_body(std::string_view body);
 std::string to_json(const ErrorBody& e);

@@ -1,7 +1,9 @@
 // `evpn-agent check` on nodes enrolled for real: evpn-ca serve, a real ejabberd on loopback and
 // the evpn-agent binary, as in deploy/demo.sh.
 
+#include "agent/ca_client.hpp"
 #include "agent/renewal.hpp"
+#include "common/crypto/csr.hpp"
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/key.hpp"
 #include "common/fs/atomic_file.hpp"
@@ -30,8 +32,8 @@ using fs::perms;
 namespace {
 
 const std::string agent_bin = EVPN_AGENT_BIN;
-const std::vector<std::string> all_checks = {"state",  "files",  "key-mode",    "key-match",
-                                             "chain",  "expiry", "evio-config", "xmpp-login"};
+const std::vector<std::string> all_checks = {"state",  "files",     "key-mode",    "key-match", "chain",
+                                             "expiry", "ca-status", "evio-config", "xmpp-login"};
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
@@ -202,7 +204,7 @@ TEST_CASE("check is critical with exit 2 when the key is replaced by another key
   CHECK(c.exit_code == 2);
   CHECK(c.doc["status"] == "critical");
   // The server is fine, but a key that is not the certificate's cannot log in either.
-  CHECK(c.statuses == expected({{"key-match", "critical"}, {"xmpp-login", "critical"}}));
+  CHECK(c.statuses == expected({{"key-match", "critical"}, {"ca-status", "unknown"}, {"xmpp-login", "critical"}}));
   CHECK_THAT(c.check("key-match")["message"].get<std::string>(), Contains("is not the key of node.crt"));
 }
 
@@ -284,4 +286,52 @@ TEST_CASE("check turns from OK to WARNING (exit 1) once the certificate is due f
   CHECK(after.exit_code == 1);
   CHECK(after.statuses == expected({{"expiry", "warning"}}));
   CHECK_THAT(after.check("expiry")["message"].get<std::string>(), Contains("renewal due since"));
+}
+
+TEST_CASE("check is critical when the CA has renewed the node's certificate for another key") {
+  auto& w = world();
+  const auto state = w.enroll("replaced1");
+  REQUIRE(run_check(state).statuses == expected());
+  // Someone holding the node's pair (a copy of the node, or a renewal whose answer was lost)
+  // renewed it with a key this node does not have.
+  const auto read = [](const fs::path& file) { return *evpn::fs::read_file(file); };
+  auto ca = evpn::agent::CaClient::with_root(w.deployment.ca_url(),
+                                             *evpn::crypto::Certificate::from_pem(read(state / "root.crt")),
+                                             read(state / "current/node.crt"), read(state / "current/node.key"),
+                                             std::chrono::seconds(10));
+  REQUIRE(ca.has_value());
+  const auto other = *evpn::crypto::Key::generate(evpn::crypto::KeyType::ec_p256);
+  const auto renewed = ca->renew({evpn::crypto::Csr::create(other, "replaced1")->to_pem()});
+  REQUIRE(renewed.has_value());
+
+  const auto c = run_check(state);
+  INFO(c.doc.dump(2) << c.err);
+  CHECK(c.exit_code == 2);
+  CHECK(c.statuses == expected({{"ca-status", "critical"}}));
+  CHECK(c.check("ca-status")["ca_status"] == "superseded");
+  CHECK_THAT(c.check("ca-status")["message"].get<std::string>(), Contains("evpn-agent renew"));
+}
+
+TEST_CASE("check is critical when the operator revoked the node, and only warns about ca-status while the CA is down") {
+  auto& w = world();
+  const auto state = w.enroll("revoked1");
+  {
+    w.deployment.stop_ca();
+    struct StartCa {
+      Deployment& d;
+      ~StartCa() { d.start_ca(); }
+    } start{w.deployment};
+    const auto down = run_check(state);
+    INFO(down.doc.dump(2) << down.err);
+    CHECK(down.exit_code == 1);
+    CHECK(down.statuses == expected({{"ca-status", "warning"}}));
+    CHECK_THAT(down.check("ca-status")["message"].get<std::string>(), Contains("not critical"));
+  }
+  w.deployment.evpn_ca({"revoke", "--username", "revoked1"});
+  const auto c = run_check(state);
+  INFO(c.doc.dump(2) << c.err);
+  CHECK(c.exit_code == 2);
+  CHECK(c.statuses.at("ca-status") == "critical");
+  CHECK(c.check("ca-status")["ca_status"] == "revoked");
+  CHECK_THAT(c.check("ca-status")["message"].get<std::string>(), Contains("operator revoked"));
 }

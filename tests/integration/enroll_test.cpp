@@ -6,6 +6,7 @@
 #include "common/crypto/key.hpp"
 #include "common/time.hpp"
 #include "tests/support/deployment.hpp"
+#include "tests/support/test_pki.hpp"
 
 #include "tests/support/catch_result.hpp"
 
@@ -378,4 +379,32 @@ TEST_CASE("a username held by another node needs a token pinned to it") {
   const json out = require_enrolled(w.enroll(other, w.token({"--username", "node10"})));
   CHECK(out["serial"] != first_serial);
   CHECK(ok(crypto::Certificate::from_pem(evpn::test::read_file(other.current() / "node.crt"))).serial_hex() == out["serial"]);
+}
+
+TEST_CASE("an enrollment whose login fails keeps its key, and a retry with the same one-use token gets the same certificate") {
+  auto& w = world();
+  const std::string token = w.token();  // one use
+  const TestNode node = w.node("node12");
+  // Trusting another root for the XMPP server makes the login fail after the CA has issued the
+  // certificate, spent the token's one use and given the name to this key.
+  const fs::path wrong_ca = node.dir / "other-root.crt";
+  write(wrong_ca, evpn::test::TestPki().root_pem());
+  const RunResult failed = evpn::test::run(with(w.enroll_command(node, token), "--xmpp-ca", wrong_ca));
+  INFO("stdout: " << failed.out << "\nstderr: " << failed.err);
+  REQUIRE(failed.exit_code == 5);
+  CHECK_FALSE(fs::exists(node.current()));
+  const fs::path pending_key = node.state() / ".enroll-key";
+  REQUIRE(fs::exists(pending_key));
+  CHECK((fs::status(pending_key).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
+  const std::string key_pem = evpn::test::read_file(pending_key);
+  const json nodes = json::parse(w.evpn_ca({"nodes", "--json"}));
+  const auto issued = std::find_if(nodes.begin(), nodes.end(), [](const json& n) { return n["username"] == "node12"; });
+  REQUIRE(issued != nodes.end());
+
+  // The login is fixed (the default trust: the pinned root); the same token is answered again.
+  const json again = require_enrolled(w.enroll(node, token));
+  CHECK(again["serial"] == (*issued)["serial"]);
+  CHECK(again["login"]["ok"] == true);
+  CHECK(evpn::test::read_file(node.current() / "node.key") == key_pem);
+  CHECK_FALSE(fs::exists(pending_key));
 }

@@ -19,10 +19,11 @@ using evpn::test::RunResult;
 namespace {
 
 // The stop points of install(), activate() and NodeFiles::commit(), in the order a run reaches
-// them. The pair is committed before the EdgeVPN config is written; a renewal finds the config
-// already naming <state>/current and leaves its bytes alone.
-const std::vector<std::string> steps = {"staged",     "logged-in",    "state-written", "pair-renamed",  "root-moved",
-                                        "link-created", "swapped",   "committed",    "config-written"};
+// them. "answered" is a lost answer: the CA has committed, the agent has written nothing. The pair
+// is committed before the EdgeVPN config is written; a renewal finds the config already naming
+// <state>/current and leaves its bytes alone.
+const std::vector<std::string> steps = {"answered",     "staged",  "logged-in", "state-written", "pair-renamed",
+                                        "root-moved", "link-created", "swapped", "committed",     "config-written"};
 
 constexpr int killed_exit_code = 128 + SIGKILL;
 
@@ -123,13 +124,22 @@ Row kill_renewal_at(const std::string& step) {
   CHECK(row.config == "unchanged");
   CHECK(config_points_at_current(node, lab_overlay));
   row.login_ok = login_ok(node);
+  // Up to the swap the renewal's new key waits (0600) for the next run, which must send it again.
+  const fs::path pending_key = node.state() / ".renew-key";
+  const std::string key_pem = read_file(pending_key);
+  if (row.current == "old") {
+    CHECK_FALSE(key_pem.empty());
+    CHECK((fs::status(pending_key).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
+  }
 
-  const RunResult again = w.renew(node.state(), {"--force"});
+  // Not forced: a pending renewal is finished whether or not it is due.
+  const RunResult again = w.renew(node.state());
   INFO("recovery stdout: " << again.out << "\nstderr: " << again.err);
   row.recovery_exit = again.exit_code;
   row.recovered = again.exit_code == 0 && pair_matches(node) && which_pair(node, old_serial) == "new" &&
                   read_file(node.config()) == config && login_ok(node);
   CHECK(row.recovered);
+  if (row.current == "old") CHECK(read_file(key_file(node)) == key_pem);
   row.leftovers = leftovers(node);
   if (row.recovered) CHECK_THAT(row.leftovers, !Catch::Matchers::Contains(".staging-"));
   return row;

@@ -206,10 +206,12 @@ TEST_CASE("--on-renew runs the hook with the new paths") {
   CHECK(pair_matches(node));
 }
 
-TEST_CASE("transient CA failure is retried within --retry-for") {
+TEST_CASE("transient CA failure is retried within --retry-for, and the next run sends the same new key") {
   auto& w = world();
   const Node node = w.enrolled("transient1", "lab");
   const auto before = snapshot(node.state());
+  const fs::path pending_key = node.state() / ".renew-key";
+  std::string key_pem;
   {
     StartCaAtExit restart;
     w.deployment.stop_ca();
@@ -218,9 +220,21 @@ TEST_CASE("transient CA failure is retried within --retry-for") {
     CHECK(down.exit_code == 4);
     CHECK(output(down)["error"] == "unavailable");
     CHECK_THAT(down.err, Contains("renewal attempt 1 failed"));
-    CHECK(snapshot(node.state()) == before);
+    // Nothing in use changed; the new key was written (0600) before the request that carried it,
+    // so that a retry after a lost answer is the same request to the CA.
+    auto in_use = snapshot(node.state());
+    in_use.erase(".renew-key");
+    CHECK(in_use == before);
+    REQUIRE(fs::exists(pending_key));
+    CHECK((fs::status(pending_key).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
+    key_pem = read_file(pending_key);
   }
-  require_renewed(w.renew(node.state(), {"--force"}), node);
+  // Not due, but a renewal is pending: it is finished, with the same key.
+  const RunResult next = w.renew(node.state());
+  const json out = require_renewed(next, node);
+  CHECK(out.value("reason", "") == "resumed");
+  CHECK(read_file(key_file(node)) == key_pem);
+  CHECK_FALSE(fs::exists(pending_key));
   require_login(node, lab_overlay);
 }
 
@@ -239,7 +253,9 @@ TEST_CASE("a renewal whose new pair fails the XMPP login changes nothing in use 
   // What is in use is unchanged; the issued pair is kept aside in a staging directory, because
   // the CA has already made it the node's current certificate.
   auto in_use = snapshot(node.state());
-  std::erase_if(in_use, [](const auto& entry) { return entry.first.starts_with(".staging-"); });
+  std::erase_if(in_use, [](const auto& entry) {
+    return entry.first.starts_with(".staging-") || entry.first == ".renew-key";
+  });
   CHECK(in_use == before);
   CHECK(evpn::agent::NodeFiles(node.state()).pending().size() == 1);
   require_login(node, lab_overlay);

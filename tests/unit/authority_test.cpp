@@ -1359,3 +1359,61 @@ TEST_CASE("a renewal repeated after its answer was lost gets the same certificat
   CHECK(e.code == Errc::unauthorized);
   CHECK_THAT(e.detail, Catch::Contains("superseded"));
 }
+
+TEST_CASE("certificate_status tells current, superseded, revoked and expired apart for this CA's certificates") {
+  using protocol::CertificateState;
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  const auto status = [&](const crypto::Certificate& cert, TimePoint at) {
+    const auto s = ok(ca.authority.certificate_status(&cert, at));
+    CHECK(s.serial == cert.serial_hex());
+    return s.status;
+  };
+  CHECK(status(node.cert, kNow) == CertificateState::current);
+  CHECK(status(node.cert, node.cert.not_after()) == CertificateState::expired);
+
+  // Renewed with another key: the old certificate is superseded, the new one current.
+  const auto renewed = ok(ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow)).result;
+  const auto new_cert = ok(crypto::Certificate::from_pem(renewed.certificate));
+  CHECK(status(node.cert, kNow) == CertificateState::superseded);
+  CHECK(status(new_cert, kNow) == CertificateState::current);
+
+  ok(ca.authority.revoke({.username = "node1"}, kNow + 1h));
+  CHECK(status(new_cert, kNow + 2h) == CertificateState::revoked);
+  // The store changed nothing for looking.
+  CHECK(ca.current_serial("node1") == renewed.serial);
+}
+
+TEST_CASE("certificate_status refuses no certificate, a foreign one and one this CA signed but never recorded") {
+  Ca ca;
+  enroll_node(ca, "node1");
+  const test::TestPki foreign;
+  const auto foreign_pair = foreign.node("node1", kXmpp.domain);
+  const auto unrecorded = pki().node("node1", kXmpp.domain);
+  CHECK(test::error_of(ca.authority.certificate_status(nullptr, kNow)).code == Errc::unauthorized);
+  for (const auto* cert : {&foreign_pair.cert, &unrecorded.cert}) {
+    const Error e = test::error_of(ca.authority.certificate_status(cert, kNow));
+    CHECK(e.code == Errc::unauthorized);
+    CHECK_THAT(e.detail, Catch::Contains(cert->serial_hex()) && Catch::Contains("not issued by this CA"));
+  }
+}
+
+TEST_CASE("GET /v1/status answers the status of the TLS client certificate, and 401 without one") {
+  Ca ca;
+  const Enrolled node = enroll_node(ca, "node1");
+  ca::api::RequestContext context;
+  context.client_address = "127.0.0.1";
+  ca::api::Routes routes(ca.authority);
+
+  const auto without = routes.handle(request(http::verb::get, "/v1/status"), context);
+  CHECK(without.result() == http::status::unauthorized);
+  CHECK(error_body(without).error == "unauthorized");
+
+  context.client_certificate_der = node.cert.to_der();
+  const auto current = routes.handle(request(http::verb::get, "/v1/status"), context);
+  REQUIRE(current.result() == http::status::ok);
+  const auto body = ok(protocol::parse_certificate_status(current.body()));
+  CHECK(body.serial == node.serial);
+  CHECK(body.status == protocol::CertificateState::current);
+  CHECK(current.body() == R"({"serial":")" + node.serial + R"(","status":"current"})");
+}

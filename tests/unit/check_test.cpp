@@ -246,3 +246,35 @@ TEST_CASE("metrics are Prometheus gauges with HELP and TYPE, labelled with the e
         "# TYPE evpn_agent_check_status gauge\n"
         "evpn_agent_check_status{username=\"\"} 3\n");
 }
+
+TEST_CASE("ca-status is OK for a current certificate and CRITICAL, saying what to do, for one the CA replaced or revoked") {
+  using evpn::protocol::CertificateState;
+  using evpn::protocol::CertificateStatus;
+  const std::string url = "https://ca.example.org:8443";
+  const auto status = [&](CertificateState state) {
+    return evpn::agent::check_ca_status(CertificateStatus{"abc1", state}, "abc1", url);
+  };
+  CHECK(status(CertificateState::current).status == CheckStatus::ok);
+  const auto superseded = status(CertificateState::superseded);
+  CHECK(superseded.status == CheckStatus::critical);
+  CHECK_THAT(superseded.message, Contains("abc1") && Contains("evpn-agent renew") && Contains("enroll again"));
+  CHECK(superseded.data["ca_status"] == "superseded");
+  const auto revoked = status(CertificateState::revoked);
+  CHECK(revoked.status == CheckStatus::critical);
+  CHECK_THAT(revoked.message, Contains("operator revoked"));
+  CHECK(status(CertificateState::expired).status == CheckStatus::critical);
+
+  // A certificate the CA does not know is critical.
+  const auto unknown = evpn::agent::check_ca_status(
+      evpn::fail(evpn::Errc::unauthorized, "the CA refused: certificate abc1 was not issued by this CA"), "abc1", url);
+  CHECK(unknown.status == CheckStatus::critical);
+}
+
+TEST_CASE("ca-status is a WARNING, not CRITICAL, when the CA cannot be reached") {
+  for (auto code : {evpn::Errc::unavailable, evpn::Errc::internal, evpn::Errc::not_found}) {
+    const auto r = evpn::agent::check_ca_status(evpn::fail(code, "cannot reach https://ca.example.org:8443"), "abc1",
+                                                "https://ca.example.org:8443");
+    CHECK(r.status == CheckStatus::warning);
+    CHECK_THAT(r.message, Contains("not critical") && Contains("cannot reach"));
+  }
+}

@@ -5,6 +5,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <random>
 
@@ -200,15 +203,52 @@ TEST_CASE("update_config_file leaves a file it cannot merge byte for byte unchan
   CHECK(std::distance(stdfs::directory_iterator(tmp.path), stdfs::directory_iterator()) == 1);
 }
 
-TEST_CASE("update_config_file merges an existing file and writes it 0644") {
+TEST_CASE("update_config_file keeps an existing file's mode, as other overlays' passwords are in it") {
   TempDir tmp;
   const auto file = tmp.path / "config.json";
   write(file, kMasterTemplate);
+  const auto mode = stdfs::perms::owner_read | stdfs::perms::owner_write | stdfs::perms::group_read;
+  stdfs::permissions(file, mode);
   REQUIRE(evpn::agent::update_config_file(file, "101000F", kEntry).has_value());
   CHECK(Json::parse(read(file)) == merged(kMasterTemplate));
-  CHECK(stdfs::status(file).permissions() ==
-        (stdfs::perms::owner_read | stdfs::perms::owner_write | stdfs::perms::group_read |
-         stdfs::perms::others_read));
+  CHECK((stdfs::status(file).permissions() & stdfs::perms::mask) == mode);
+}
+
+TEST_CASE("update_config_file keeps an existing file's owner and group") {
+  if (::geteuid() != 0) {
+    WARN("not run: giving a file to another owner needs root");
+    return;
+  }
+  TempDir tmp;
+  const auto file = tmp.path / "config.json";
+  write(file, kMasterTemplate);
+  REQUIRE(::chown(file.c_str(), 4321, 8765) == 0);
+  REQUIRE(evpn::agent::update_config_file(file, "101000F", kEntry).has_value());
+  struct stat st {};
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  CHECK(st.st_uid == 4321u);
+  CHECK(st.st_gid == 8765u);
+  CHECK(Json::parse(read(file)) == merged(kMasterTemplate));
+}
+
+TEST_CASE("update_config_file follows a symlink and replaces its target, leaving the link in place") {
+  TempDir tmp;
+  stdfs::create_directories(tmp.path / "etc" / "evio");
+  stdfs::create_directories(tmp.path / "shared");
+  const auto target = tmp.path / "shared" / "evio.json";
+  const auto link = tmp.path / "etc" / "evio" / "config.json";
+  write(target, kMasterTemplate);
+  stdfs::permissions(target, stdfs::perms::owner_read | stdfs::perms::owner_write | stdfs::perms::group_read);
+  stdfs::create_symlink("../../shared/evio.json", link);
+  REQUIRE(evpn::agent::update_config_file(link, "101000F", kEntry).has_value());
+  REQUIRE(stdfs::is_symlink(link));
+  CHECK(stdfs::read_symlink(link) == "../../shared/evio.json");
+  CHECK(Json::parse(read(target)) == merged(kMasterTemplate));
+  CHECK((stdfs::status(target).permissions() & stdfs::perms::mask) ==
+        (stdfs::perms::owner_read | stdfs::perms::owner_write | stdfs::perms::group_read));
+  // Nothing was left beside the link or the target.
+  CHECK(std::distance(stdfs::directory_iterator(link.parent_path()), stdfs::directory_iterator()) == 1);
+  CHECK(std::distance(stdfs::directory_iterator(target.parent_path()), stdfs::directory_iterator()) == 1);
 }
 
 TEST_CASE("update_config_file creates a missing file and its parent directory") {
@@ -216,6 +256,9 @@ TEST_CASE("update_config_file creates a missing file and its parent directory") 
   const auto file = tmp.path / "etc" / "evio" / "config.json";
   REQUIRE(evpn::agent::update_config_file(file, "101000F", kEntry).has_value());
   CHECK(Json::parse(read(file)) == merged(""));
+  // A new file may come to hold other overlays' passwords: private until the operator says otherwise.
+  CHECK((stdfs::status(file).permissions() & stdfs::perms::mask) ==
+        (stdfs::perms::owner_read | stdfs::perms::owner_write));
   CHECK((stdfs::status(file.parent_path()).permissions() & stdfs::perms::all) ==
         (stdfs::perms::owner_all | stdfs::perms::group_read | stdfs::perms::group_exec |
          stdfs::perms::others_read | stdfs::perms::others_exec));

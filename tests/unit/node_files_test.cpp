@@ -1,4 +1,5 @@
 #include "agent/node_files.hpp"
+#include "agent/pending_key.hpp"
 
 #include "common/fs/atomic_file.hpp"
 
@@ -270,4 +271,43 @@ TEST_CASE("a pair staged and discarded leaves the committed state byte for byte 
   t.files.discard(*staged);
 
   CHECK(snapshot(t.dir) == before);
+}
+
+TEST_CASE("a pending key is on disk 0600, in a private state directory, before it is returned, and comes back until dropped") {
+  TempState t;
+  const evpn::agent::PendingKey pending(t.dir / ".renew-key");
+  auto key = pending.get(evpn::crypto::KeyType::ec_p256);
+  REQUIRE(key.has_value());
+  REQUIRE(stdfs::exists(pending.file()));
+  CHECK((stdfs::status(pending.file()).permissions() & perms::all) == (perms::owner_read | perms::owner_write));
+  CHECK((stdfs::status(t.dir).permissions() & perms::all) == perms::owner_all);
+  CHECK(evpn::fs::read_file(pending.file()).value() == key->to_pem());
+
+  auto again = pending.get(evpn::crypto::KeyType::ec_p256);
+  REQUIRE(again.has_value());
+  CHECK(again->to_pem() == key->to_pem());
+
+  // Another key type asked for: the kept key is not of use and is replaced.
+  auto rsa = pending.get(evpn::crypto::KeyType::rsa_2048);
+  REQUIRE(rsa.has_value());
+  CHECK(evpn::crypto::key_type_of(rsa->get()) == evpn::crypto::KeyType::rsa_2048);
+  CHECK(evpn::fs::read_file(pending.file()).value() == rsa->to_pem());
+
+  pending.drop();
+  CHECK_FALSE(stdfs::exists(pending.file()));
+}
+
+TEST_CASE("a pending key survives a refusal that says try again later and goes with a final one") {
+  TempState t;
+  const evpn::agent::PendingKey pending(t.dir / ".enroll-key");
+  REQUIRE(pending.get(evpn::crypto::KeyType::ec_p256).has_value());
+  for (auto code : {Errc::unavailable, Errc::internal}) {
+    pending.refused(evpn::fail(code, "the CA is busy"));
+    CHECK(stdfs::exists(pending.file()));
+  }
+  for (auto code : {Errc::unauthorized, Errc::forbidden, Errc::conflict, Errc::invalid_request}) {
+    REQUIRE(pending.get(evpn::crypto::KeyType::ec_p256).has_value());
+    pending.refused(evpn::fail(code, "refused"));
+    CHECK_FALSE(stdfs::exists(pending.file()));
+  }
 }
