@@ -55,8 +55,8 @@ void write_text(const fs::path& file, const std::string& text, fs::perms mode = 
 
 std::string trimmed(std::string s) { return s.substr(0, s.find_last_not_of('\n') + 1); }
 
-void run_or_fail(const std::vector<std::string>& argv, seconds timeout = seconds(120)) {
-  const RunResult r = run(argv, timeout);
+void run_or_fail(const std::vector<std::string>& argv, const Environment& env = {}) {
+  const RunResult r = run(argv, seconds(900), env);
   if (r.exit_code != 0)
     throw std::runtime_error(argv[0] + " exited with " + std::to_string(r.exit_code) + ":\n" + r.out + r.err);
 }
@@ -73,16 +73,13 @@ struct World {
     const RunResult cached = run({EVPN_SOURCE_DIR "/tests/systemd/rootfs.sh", EVPN_BUILD_DIR "/systemd-rootfs",
                                   EVPN_AGENT_BIN, EVPN_CA_BIN},
                                  seconds(900));
-    if (cached.exit_code != 0) throw std::runtime_error("rootfs.sh failed:\n" + cached.err);
+    if (cached.exit_code != 0) throw std::runtime_error("tests/systemd/rootfs.sh failed:\n" + cached.err);
     run_or_fail({"cp", "-a", "--reflink=auto", trimmed(cached.out), root.string()});
     // As deploy/systemd/README.md says: install with the prefix /usr, then enable the units.
-    const RunResult installed =
-        run({"cmake", "--install", EVPN_BUILD_DIR, "--prefix", "/usr"}, seconds(120), {{"DESTDIR", root.string()}});
-    if (installed.exit_code != 0) throw std::runtime_error("cmake --install failed:\n" + installed.out + installed.err);
+    run_or_fail({"cmake", "--install", EVPN_BUILD_DIR, "--prefix", "/usr"}, {{"DESTDIR", root.string()}});
     for (const auto& [name, text] : test_units) write_text(root / "etc/systemd/system" / name, text);
     run_or_fail({"systemctl", "--root=" + root.string(), "enable", "evpn-agent-enroll.service",
-                 "evpn-agent-renew.timer", "evpn-agent-check.timer", "hold-online.service", "evio.service"});
-    shells_executable(false);
+                 "evpn-agent-renew.timer", "evpn-agent-check.timer", "hold-online.service"});
   }
 
   void shells_executable(bool on) const {
@@ -92,6 +89,8 @@ struct World {
 
   // Removes what a previous boot left on the node, and writes agent.json when given a token.
   void first_boot(const std::string& username, const std::string& token, bool hold_network) const {
+    shells_executable(false);
+    run_or_fail({"systemctl", "--root=" + root.string(), "enable", "evio.service"});
     for (const char* path : {"var/lib/evpn-agent", "etc/opt/evio", "etc/evpn-agent", "var/lib/evpn-renew-hook",
                              "etc/hold-online", "var/lib/prometheus"})
       fs::remove_all(root / path);
@@ -142,7 +141,6 @@ TEST_CASE("Without agent.json the enroll unit does not run and boot does not wai
   // it waits for the network through it (as EdgeVPN, which needs the network, would anyway).
   run({"systemctl", "--root=" + w.root.string(), "disable", "evio.service"});
   BootedContainer c(w.root, w.log("no-agent-json"));
-  run({"systemctl", "--root=" + w.root.string(), "enable", "evio.service"});
 
   // network-online.target is held back: boot must get past multi-user.target regardless.
   CHECK(eventually([&] { return state_is(c, "multi-user.target", "active"); }, seconds(30)));
@@ -272,13 +270,22 @@ TEST_CASE("With the CA down at boot the node retries until it is up, then renews
   REQUIRE(eventually([&] { return state_is(c, enroll, "active"); }, seconds(60)));
   const std::string enrolled = fs::read_symlink(w.root / "var/lib/evpn-agent/current").string();
 
-  // The timer's next run is a 10 s slot plus up to 5 s of random delay.
-  const std::string timers = c.exec({"systemctl", "list-timers", "--all", "--no-pager", "evpn-agent-renew.timer"}).out;
+  // The timer's next run is a 10 s slot plus up to 5 s of random delay. While the service runs,
+  // the timer has no next run yet; a sample from when it waits is taken.
+  std::string timers;
+  long long next = 0;
+  REQUIRE(eventually(
+      [&] {
+        timers = c.exec({"systemctl", "list-timers", "--all", "--no-pager", "evpn-agent-renew.timer"}).out;
+        const std::string elapse = c.exec({"busctl", "get-property", "org.freedesktop.systemd1",
+                                           "/org/freedesktop/systemd1/unit/evpn_2dagent_2drenew_2etimer",
+                                           "org.freedesktop.systemd1.Timer", "NextElapseUSecRealtime"})
+                                       .out;
+        next = elapse.starts_with("t ") ? number(trimmed(elapse.substr(2))) : 0;
+        return next > 0 && !timers.starts_with("NEXT LEFT");
+      },
+      seconds(30)));
   std::cout << timers;
-  const auto next = number(c.exec({"busctl", "get-property", "org.freedesktop.systemd1",
-                                   "/org/freedesktop/systemd1/unit/evpn_2dagent_2drenew_2etimer",
-                                   "org.freedesktop.systemd1.Timer", "NextElapseUSecRealtime"})
-                               .out.substr(2));
   INFO(timers);
   CHECK(timers.find("evpn-agent-renew.service") != std::string::npos);
   CHECK(next % 10'000'000 > 0);
@@ -292,7 +299,6 @@ TEST_CASE("With the CA down at boot the node retries until it is up, then renews
   CHECK(renewed != enrolled);
   CHECK("certs-" + trimmed(read_file(hook)) == renewed);
   CHECK(c.property("evpn-agent-renew.service", "Result") == "success");
-  w.shells_executable(false);
 }
 
 TEST_CASE("A refused token stops the enroll unit without retries") {
