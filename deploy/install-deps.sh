@@ -9,6 +9,7 @@ packages=(
   libcli11-dev libsqlite3-dev catch2
   ejabberd openssl curl ca-certificates python3
   systemd
+  debootstrap systemd-container
 )
 
 missing=()

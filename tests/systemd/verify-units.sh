@@ -24,12 +24,15 @@ out=$(systemd-analyze verify --man=no "$work"/units/* 2>&1) || { echo "$out"; ex
 [ -z "$out" ] || { echo "$out"; exit 1; }
 echo "systemd-analyze verify: no diagnostics for $(ls "$work/units" | tr '\n' ' ')"
 
-# The CA's user and state directory, created in an empty root the way a package install would.
+# The CA's user and state directory, and the check's metrics directory, created in an empty root
+# the way a package install would.
 root=$work/root
 mkdir -p "$root/etc"
 systemd-sysusers --root="$root" "$units/evpn-ca.sysusers"
-systemd-tmpfiles --create --root="$root" "$units/evpn-ca.tmpfiles"
+systemd-tmpfiles --create --root="$root" "$units/evpn-ca.tmpfiles" "$units/evpn-agent.tmpfiles"
 uid=$(awk -F: '$1 == "evpn-ca" { print $3 }' "$root/etc/passwd")
 got=$(stat -c '%a %u' "$root/var/lib/evpn-ca")
 [ -n "$uid" ] && [ "$got" = "700 $uid" ] || { echo "/var/lib/evpn-ca is '$got', expected '700 $uid'"; exit 1; }
 echo "sysusers.d and tmpfiles.d: user evpn-ca ($uid) owns /var/lib/evpn-ca, mode 700"
+[ -d "$root/var/lib/prometheus/node-exporter" ] || { echo "evpn-agent.tmpfiles did not create the metrics directory"; exit 1; }
+echo "tmpfiles.d: the check's metrics directory /var/lib/prometheus/node-exporter exists"
