@@ -915,7 +915,7 @@ std::vector<std::string> crl_serials(const std::string& der) {
 
 TEST_CASE("a directory failure answers 503 naming the failure, never the directory's address or words") {
   Ca ca;
-  ca.directory.fail_at = "ensure_user";
+  ca.directory.fail_at = "user_exists";
   test::CapturedLog log;
 
   const auto body = protocol::to_json(protocol::EnrollRequest{ca.token(), csr_for(ec_key(), "node1")});
