@@ -1,6 +1,7 @@
 #include "ca-service/authority/authority.hpp"
 
 #include "ca-service/enrollment/tokens.hpp"
+#include "ca-service/store/store.hpp"
 #include "common/log.hpp"
 
 #include <algorithm>
