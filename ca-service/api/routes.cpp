@@ -208,12 +208,7 @@ Response Routes::enroll(Exchange& x) {
   Reservations reserved;
   if (auto refused = admit(request, reserved, x.context.client_address, token_id)) return std::move(*refused);
   if (!parsed) return refuse(request, parsed.error(), reserved);
-  auto issued = authority_.enroll(*parsed, now_seconds());
-  if (!issued) return refuse(request, issued.error(), reserved);
-  reserved.succeeded();
-  x.username = issued->result.node.username;
-  x.serial = issued->result.serial;
-  return make_response(request, http::status::created, "application/json", protocol::to_json(issued->result));
+  return created(x, authority_.enroll(*parsed, now_seconds()), reserved);
 }
 
 Response Routes::renew(Exchange& x) {
@@ -241,12 +236,15 @@ Response Routes::renew(Exchange& x) {
     }
     reserved.count_if_succeeded(renewals_, std::get<RateLimiter::Reservation>(std::move(renewal)));
   }
-  auto issued = authority_.renew(*parsed, client ? &*client : nullptr, now_seconds());
-  if (!issued) return refuse(request, issued.error(), reserved);
+  return created(x, authority_.renew(*parsed, client ? &*client : nullptr, now_seconds()), reserved);
+}
+
+Response Routes::created(Exchange& x, const Result<authority::Issued>& issued, Reservations& reserved) {
+  if (!issued) return refuse(x.request, issued.error(), reserved);
   reserved.succeeded();
   x.username = issued->result.node.username;
   x.serial = issued->result.serial;
-  return make_response(request, http::status::created, "application/json", protocol::to_json(issued->result));
+  return make_response(x.request, http::status::created, "application/json", protocol::to_json(issued->result));
 }
 
 Response Routes::status(Exchange& x) {

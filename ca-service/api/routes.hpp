@@ -51,6 +51,8 @@ class Routes {
   // in that case the attempt is reserved in `reserved` as a failure.
   std::optional<Response> admit(const Request& request, Reservations& reserved, const std::string& address,
                                 const std::string& token_id);
+  // 201 with the certificate that enroll or renew issued, or the refusal; settles `reserved`.
+  Response created(Exchange& exchange, const Result<authority::Issued>& issued, Reservations& reserved);
   // Answers `error`; the reserved failures count only when it was the client's fault.
   Response refuse(const Request& request, const Error& error, Reservations& reserved);
 
