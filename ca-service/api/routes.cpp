@@ -142,9 +142,12 @@ struct Routes::Endpoint {
 
 // In the order the 404 answer lists them.
 const Routes::Endpoint Routes::endpoints[] = {
-    {http::verb::get, "/v1/roots", &Routes::roots},    {http::verb::get, "/v1/crl", &Routes::crl},
-    {http::verb::post, "/v1/enroll", &Routes::enroll}, {http::verb::post, "/v1/renew", &Routes::renew},
-    {http::verb::get, "/v1/status", &Routes::status},  {http::verb::get, "/healthz", &Routes::healthz},
+    {http::verb::get, "/v1/roots", &Routes::roots},
+    {http::verb::get, "/v1/crl", &Routes::crl},
+    {http::verb::post, "/v1/enroll", &Routes::enroll},
+    {http::verb::post, "/v1/renew", &Routes::renew},
+    {http::verb::get, "/v1/status", &Routes::status},
+    {http::verb::get, "/healthz", &Routes::healthz},
 };
 
 Response Routes::handle(const Request& request, const RequestContext& context) {
