@@ -1,6 +1,7 @@
 #include "agent/check.hpp"
 
 #include "agent/ca_client.hpp"
+#include "agent/check_report.hpp"
 #include "agent/node_files.hpp"
 #include "agent/renewal.hpp"
 #include "agent/xmpp_login.hpp"
@@ -39,30 +40,8 @@ int severity(CheckStatus s) {
   return 3;
 }
 
-// `s` with each character passed through `convert` (std::toupper, std::tolower).
-std::string convert_case(std::string s, int (*convert)(int)) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [convert](unsigned char c) { return static_cast<char>(convert(c)); });
-  return s;
-}
-
-// "29 days", "5 h", "12 min", "40 s": the largest unit that still reads as at least 2.
-std::string describe(seconds d) {
-  const auto s = d.count();
-  if (s >= 2 * 86400) return std::to_string(s / 86400) + " days";
-  if (s >= 2 * 3600) return std::to_string(s / 3600) + " h";
-  if (s >= 2 * 60) return std::to_string(s / 60) + " min";
-  return std::to_string(s) + " s";
-}
-
 CheckResult not_checked(std::string name, const std::string& why) {
   return {std::move(name), CheckStatus::unknown, "not checked: " + why};
-}
-
-const CheckResult* find_check(const HealthReport& report, const std::string& name) {
-  const auto it = std::find_if(report.checks.begin(), report.checks.end(),
-                               [&](const CheckResult& c) { return c.name == name; });
-  return it == report.checks.end() ? nullptr : &*it;
 }
 
 // doc[k1][k2]..., or nullptr when a step is missing or not an object.
@@ -149,7 +128,10 @@ CheckResult check_chain(const std::optional<crypto::Certificate>& cert, const st
   if (!root) return critical(root_file.string() + " is not a PEM certificate: " + root.error().detail);
   const std::string fingerprint = root->fingerprint_sha256();
   Json data{{"root_fingerprint", fingerprint}};
-  if (fingerprint != convert_case(state.fingerprint, std::tolower))
+  std::string pinned = state.fingerprint;
+  std::transform(pinned.begin(), pinned.end(), pinned.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (fingerprint != pinned)
     return critical(root_file.string() + " is not the pinned root (its fingerprint is " + fingerprint +
                         ", the pinned one " + state.fingerprint + ")",
                     std::move(data));
@@ -181,7 +163,8 @@ CheckResult ask_ca(const NodeState& state, const NodeFiles& files, const CheckOp
   return check_ca_status(ca->status(), cert->serial_hex(), state.ca_url);
 }
 
-CheckResult check_login(const NodeState& state, const NodeFiles& files, const CheckOptions& o) {
+// "xmpp-login"; its outcome and time also go to report.login.
+CheckResult check_login(const NodeState& state, const NodeFiles& files, const CheckOptions& o, HealthReport& report) {
   LoginOptions login;
   login.host = state.xmpp_host;
   login.port = state.xmpp_port;
@@ -191,6 +174,7 @@ CheckResult check_login(const NodeState& state, const NodeFiles& files, const Ch
   login.ca_file = o.xmpp_ca.empty() ? files.root_file() : stdfs::path(o.xmpp_ca);
   login.deadline = o.timeout;
   const LoginReport r = verify_login(login);
+  report.login = LoginOutcome{r.ok(), r.elapsed};
   const std::string where = state.xmpp_host + ":" + std::to_string(state.xmpp_port);
   Json data{{"server", where}, {"seconds", static_cast<double>(r.elapsed.count()) / 1000.0}};
   if (!r.ok()) {
@@ -205,16 +189,6 @@ CheckResult check_login(const NodeState& state, const NodeFiles& files, const Ch
           std::move(data)};
 }
 
-// A Prometheus label value: backslash, double quote and newline escaped.
-std::string label_value(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') out += '\\';
-    out += c == '\n' ? std::string("\\n") : std::string(1, c);
-  }
-  return out;
-}
-
 }  // namespace
 
 const char* to_string(CheckStatus status) noexcept {
@@ -225,6 +199,14 @@ const char* to_string(CheckStatus status) noexcept {
     case CheckStatus::unknown: return "unknown";
   }
   return "unknown";
+}
+
+std::string describe_duration(seconds d) {
+  const auto s = d.count();
+  if (s >= 2 * 86400) return std::to_string(s / 86400) + " days";
+  if (s >= 2 * 3600) return std::to_string(s / 3600) + " h";
+  if (s >= 2 * 60) return std::to_string(s / 60) + " min";
+  return std::to_string(s) + " s";
 }
 
 CheckStatus HealthReport::status() const {
@@ -248,17 +230,17 @@ CheckResult check_expiry(const crypto::Certificate& cert, TimePoint now, seconds
     return CheckResult{"expiry", status, message, data};
   };
   if (now >= not_after)
-    return result(CheckStatus::critical, "expired " + describe(now - not_after) + " ago (notAfter " +
+    return result(CheckStatus::critical, "expired " + describe_duration(now - not_after) + " ago (notAfter " +
                                              to_rfc3339(not_after) + "); enroll again");
   if (now < cert.not_before())
     return result(CheckStatus::critical, "not valid before " + to_rfc3339(cert.not_before()) +
                                              "; is this node's clock right?");
-  const std::string remaining = describe(left) + " left (notAfter " + to_rfc3339(not_after) + ")";
+  const std::string remaining = describe_duration(left) + " left (notAfter " + to_rfc3339(not_after) + ")";
   if (now >= renew_from)
     return result(CheckStatus::warning,
                   remaining + ", renewal due since " + to_rfc3339(renew_from) + "; is evpn-agent-renew.timer running?");
   if (left <= warn)
-    return result(CheckStatus::warning, remaining + ", within the warning window of " + describe(warn));
+    return result(CheckStatus::warning, remaining + ", within the warning window of " + describe_duration(warn));
   return result(CheckStatus::ok, remaining + ", renewal from " + to_rfc3339(renew_from));
 }
 
@@ -387,82 +369,17 @@ HealthReport check_node(const CheckOptions& o, TimePoint now) {
   report.checks.push_back(check_key_mode(files.key_file()));
   report.checks.push_back(check_key_match(pair));
   report.checks.push_back(check_chain(pair.cert, files.root_file(), state, now));
-  report.checks.push_back(pair.cert ? check_expiry(*pair.cert, now, std::chrono::days(o.warn_days))
-                                    : not_checked("expiry", "no readable certificate"));
+  if (pair.cert) {
+    report.checks.push_back(check_expiry(*pair.cert, now, std::chrono::days(o.warn_days)));
+    report.expiry = CertificateExpiry{pair.cert->not_after(), pair.cert->not_after() - now};
+  } else {
+    report.checks.push_back(not_checked("expiry", "no readable certificate"));
+  }
   report.checks.push_back(ask_ca(state, files, o));
   report.checks.push_back(check_evio_config(state.evio_config, state.overlay, files.cert_file(), files.key_file()));
   // The login runs even when a check above failed: it is what EdgeVPN itself depends on.
-  report.checks.push_back(check_login(state, files, o));
+  report.checks.push_back(check_login(state, files, o, report));
   return report;
-}
-
-std::string format_text(const HealthReport& report) {
-  std::string summary = "EVPN " + convert_case(to_string(report.status()), std::toupper) + " - ";
-  if (report.jid.empty()) {
-    summary += report.checks.empty() ? std::string("nothing checked") : report.checks.front().message;
-  } else {
-    summary += report.jid;
-    if (const auto* e = find_check(report, "expiry"); e && e->data.contains("seconds_left")) {
-      const seconds left(e->data["seconds_left"].get<long long>());
-      summary += left.count() > 0 ? ", " + describe(left) + " left" : ", expired";
-    }
-    // Rounds by hand (a duration is never negative): std::lround alone would map libm into the agent.
-    if (const auto* l = find_check(report, "xmpp-login"))
-      summary += l->status == CheckStatus::ok
-                     ? ", login " + std::to_string(static_cast<long long>(l->data["seconds"].get<double>() * 1000 + 0.5)) +
-                           " ms"
-                     : ", login failed";
-    std::string problems;
-    for (const auto& c : report.checks)
-      if (c.status == CheckStatus::warning || c.status == CheckStatus::critical)
-        problems += (problems.empty() ? "; problems: " : ", ") + c.name;
-    summary += problems;
-  }
-  std::string out = summary + "\n";
-  for (const auto& c : report.checks) {
-    char columns[64];
-    std::snprintf(columns, sizeof columns, "%-9s%-12s ", convert_case(to_string(c.status), std::toupper).c_str(),
-                  c.name.c_str());
-    out += columns + c.message + "\n";
-  }
-  return out;
-}
-
-Json to_json(const HealthReport& report) {
-  Json checks = Json::array();
-  for (const auto& c : report.checks) {
-    Json entry = c.data;
-    entry["name"] = c.name;
-    entry["status"] = to_string(c.status);
-    entry["message"] = c.message;
-    checks.push_back(std::move(entry));
-  }
-  return {{"status", to_string(report.status())},
-          {"username", report.username},
-          {"jid", report.jid},
-          {"checks", std::move(checks)}};
-}
-
-std::string format_metrics(const HealthReport& report) {
-  const std::string labels = "{username=\"" + label_value(report.username) + "\"}";
-  std::string out;
-  const auto gauge = [&](const std::string& name, const std::string& help, const std::string& value) {
-    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + labels + " " + value + "\n";
-  };
-  if (const auto* e = find_check(report, "expiry"); e && e->data.contains("expiry_timestamp"))
-    gauge("evpn_agent_certificate_expiry_timestamp_seconds",
-          "When the node certificate expires (notAfter), in seconds since the Unix epoch.",
-          std::to_string(e->data["expiry_timestamp"].get<long long>()));
-  if (const auto* l = find_check(report, "xmpp-login")) {
-    gauge("evpn_agent_login_ok", "1 when the last SASL EXTERNAL login check succeeded, else 0.",
-          l->status == CheckStatus::ok ? "1" : "0");
-    char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%.3f", l->data["seconds"].get<double>());
-    gauge("evpn_agent_login_seconds", "How long the last XMPP login check took, in seconds.", seconds);
-  }
-  gauge("evpn_agent_check_status", "Result of evpn-agent check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-        std::to_string(static_cast<int>(report.status())));
-  return out;
 }
 
 int run_check(const CheckOptions& options) {

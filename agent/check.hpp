@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,10 +32,26 @@ struct CheckResult {
   nlohmann::json data = nlohmann::json::object();
 };
 
+// What the "expiry" check measured: the certificate's notAfter and the time left until it.
+struct CertificateExpiry {
+  TimePoint not_after;
+  std::chrono::seconds left{0};  // negative once expired
+};
+
+// What the "xmpp-login" check measured: whether the login succeeded, and how long it took.
+struct LoginOutcome {
+  bool ok = false;
+  std::chrono::milliseconds elapsed{0};
+};
+
+// Every check's result, and typed copies of the measurements that the summary line and the
+// metrics show (the checks' `data` is for the JSON form only).
 struct HealthReport {
   std::string username;  // empty when the node has not enrolled
   std::string jid;
   std::vector<CheckResult> checks;
+  std::optional<CertificateExpiry> expiry{};  // when the certificate could be read
+  std::optional<LoginOutcome> login{};        // when the login check ran
 
   // The worst outcome, ranked ok < unknown < warning < critical: a check that could not run
   // because another one failed does not hide that failure, and UNKNOWN is left only when
@@ -76,19 +93,11 @@ CheckResult check_evio_config(const std::filesystem::path& config, const std::st
 CheckResult check_ca_status(const Result<protocol::CertificateStatus>& answer, const std::string& serial,
                             const std::string& ca_url);
 
-// The human form: a Nagios-style summary line ("EVPN OK - node1@evpn.test, 29 days left,
-// login 120 ms"), then one line per check.
-std::string format_text(const HealthReport& report);
+// "29 days", "5 h", "12 min", "40 s": the largest unit that still reads as at least 2.
+std::string describe_duration(std::chrono::seconds d);
 
-// {"status", "username", "jid", "checks": [{"name", "status", "message", ...data}]}.
-nlohmann::json to_json(const HealthReport& report);
-
-// Prometheus text format for node_exporter's textfile collector: certificate expiry timestamp,
-// login ok and seconds (when known) and the overall status, each labelled with the username.
-std::string format_metrics(const HealthReport& report);
-
-// Runs the checks, writes the metrics file (atomically, 0644) when asked, prints the report,
-// and returns the exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+// Runs the checks, writes the metrics file (atomically, 0644) when asked, prints the report
+// (agent/check_report.hpp), and returns the exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 int run_check(const CheckOptions& options);
 
 }  // namespace evpn::agent

@@ -39,8 +39,16 @@ std::ostream& operator<<(std::ostream& os, const Error& e);
 
 [[noreturn]] void throw_exception_from_error(const Error& e, const boost::source_location& loc);
 
+// boost::system::result<T, Error> that the compiler will not let a caller drop: an ignored
+// Result is an ignored failure (a write that did not happen, a check that refused), so every call
+// must look at it or say why not with a cast to void. Only the [[nodiscard]] is added; the API
+// (has_value, operator bool, error, value, *, ->) and the conversions from T, from Error and, for
+// Result<void>, from {} are boost's.
 template <class T>
-using Result = boost::system::result<T, Error>;
+class [[nodiscard]] Result : public boost::system::result<T, Error> {
+ public:
+  using boost::system::result<T, Error>::result;
+};
 
 // Shorthand for returning an error: `return fail(Errc::invalid_request, "...")`.
 inline Error fail(Errc code, std::string detail) { return Error{code, std::move(detail)}; }

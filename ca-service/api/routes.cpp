@@ -4,7 +4,9 @@
 #include "common/log.hpp"
 #include "common/time.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <variant>
 #include <vector>
 
@@ -123,94 +125,140 @@ Response Routes::refuse(const Request& request, const Error& error, Reservations
   return error_response(error, request.version(), request.keep_alive());
 }
 
+// What one request carries through its endpoint: the request, where it came from, and what its
+// log line names.
+struct Routes::Exchange {
+  const Request& request;
+  const RequestContext& context;
+  std::string username = "-";
+  std::string serial = "-";
+};
+
+struct Routes::Endpoint {
+  http::verb method;
+  std::string_view path;
+  Response (Routes::*answer)(Exchange&);
+};
+
+// In the order the 404 answer lists them.
+const Routes::Endpoint Routes::endpoints[] = {
+    {http::verb::get, "/v1/roots", &Routes::roots},
+    {http::verb::get, "/v1/crl", &Routes::crl},
+    {http::verb::post, "/v1/enroll", &Routes::enroll},
+    {http::verb::post, "/v1/renew", &Routes::renew},
+    {http::verb::get, "/v1/status", &Routes::status},
+    {http::verb::get, "/healthz", &Routes::healthz},
+};
+
 Response Routes::handle(const Request& request, const RequestContext& context) {
   const auto started = std::chrono::steady_clock::now();
   const std::string_view target = request.target();
   const std::string_view path = target.substr(0, target.find('?'));
-  const auto method = request.method();
-  std::string username = "-", serial = "-";
-
-  auto answer = [&]() -> Response {
-    if (method == http::verb::get && path == "/v1/roots")
-      return make_response(request, http::status::ok, "application/x-pem-file", authority_.roots_pem());
-    if (method == http::verb::get && path == "/v1/crl") {
-      auto crl = authority_.crl(now_seconds());
-      if (!crl) return error_response(crl.error(), request.version(), request.keep_alive());
-      return make_response(request, http::status::ok, "application/pkix-crl", std::move(*crl));
-    }
-    if (method == http::verb::get && path == "/healthz") {
-      std::unique_lock lock(health_mutex_);
-      if (!health_) return error_response(health_.error(), request.version(), request.keep_alive());
-      lock.unlock();
-      return make_response(request, http::status::ok, "application/json", R"({"status":"ok"})");
-    }
-    if (method == http::verb::post && path == "/v1/enroll") {
-      auto parsed = protocol::parse_enroll_request(request.body());
-      // Only the token's public id is kept for counting failures; the secret stays in the request.
-      std::string token_id;
-      if (parsed)
-        if (auto token = enrollment::parse_token(parsed->token)) token_id = token->id;
-      Reservations reserved;
-      if (auto refused = admit(request, reserved, context.client_address, token_id)) return std::move(*refused);
-      if (!parsed) return refuse(request, parsed.error(), reserved);
-      auto issued = authority_.enroll(*parsed, now_seconds());
-      if (!issued) return refuse(request, issued.error(), reserved);
-      reserved.succeeded();
-      username = issued->result.node.username;
-      serial = issued->result.serial;
-      return make_response(request, http::status::created, "application/json", protocol::to_json(issued->result));
-    }
-    if (method == http::verb::post && path == "/v1/renew") {
-      Reservations reserved;
-      if (auto refused = admit(request, reserved, context.client_address, "")) return std::move(*refused);
-      auto parsed = protocol::parse_renew_request(request.body());
-      if (!parsed) return refuse(request, parsed.error(), reserved);
-      const auto client = client_certificate(context);
-      if (client) {
-        // A node that renews in a loop (a compromised one, or a broken agent) makes the CA sign
-        // and the directory work each time: its successful renewals are limited too. Counted
-        // before the renewal, so that renewals at the same time all count; released if it fails.
-        const std::string name = client->common_name();
-        auto renewal = renewals_.reserve(name, RateLimiter::Clock::now(), patience);
-        if (auto* wait = std::get_if<std::chrono::seconds>(&renewal)) {
-          reserved.failed(Errc::rate_limited);
-          return error_response(
-              fail(Errc::rate_limited,
-                   with_retry("username '" + name + "' renewed its certificate " +
-                                  std::to_string(limits_.renewals_per_username) + " times within " +
-                                  std::to_string(limits_.renewal_window_seconds) + " s, the most allowed",
-                              *wait)),
-              request.version(), request.keep_alive(), *wait);
-        }
-        reserved.count_if_succeeded(renewals_, std::get<RateLimiter::Reservation>(std::move(renewal)));
-      }
-      auto issued = authority_.renew(*parsed, client ? &*client : nullptr, now_seconds());
-      if (!issued) return refuse(request, issued.error(), reserved);
-      reserved.succeeded();
-      username = issued->result.node.username;
-      serial = issued->result.serial;
-      return make_response(request, http::status::created, "application/json", protocol::to_json(issued->result));
-    }
-    if (method == http::verb::get && path == "/v1/status") {
-      Reservations reserved;
-      if (auto refused = admit(request, reserved, context.client_address, "")) return std::move(*refused);
-      const auto client = client_certificate(context);
-      auto status = authority_.certificate_status(client ? &*client : nullptr, now_seconds());
-      if (!status) return refuse(request, status.error(), reserved);
-      reserved.succeeded();
-      serial = status->serial;
-      return make_response(request, http::status::ok, "application/json", protocol::to_json(*status));
-    }
-    return error_response(fail(Errc::not_found, "no endpoint " + std::string(request.method_string()) + " " +
-                                                    std::string(path) + "; the API has GET /v1/roots, "
-                                                    "GET /v1/crl, POST /v1/enroll, POST /v1/renew, GET /v1/status and GET /healthz"),
-                          request.version(), request.keep_alive());
-  };
-  Response response = answer();
+  Exchange exchange{request, context};
+  const auto* endpoint = std::find_if(std::begin(endpoints), std::end(endpoints), [&](const Endpoint& e) {
+    return e.method == request.method() && e.path == path;
+  });
+  Response response = endpoint != std::end(endpoints) ? (this->*endpoint->answer)(exchange) : no_endpoint(request, path);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   spdlog::info("{} {} {} {}ms user={} serial={} from={}", request.method_string(), path, response.result_int(),
-               ms.count(), username, serial, context.client_address);
+               ms.count(), exchange.username, exchange.serial, context.client_address);
   return response;
+}
+
+Response Routes::no_endpoint(const Request& request, std::string_view path) {
+  std::string listed, allowed;
+  for (std::size_t i = 0; i < std::size(endpoints); ++i) {
+    const Endpoint& e = endpoints[i];
+    const std::string method(http::to_string(e.method));
+    listed += (i == 0 ? "" : i + 1 == std::size(endpoints) ? " and " : ", ") + method + " " + std::string(e.path);
+    if (e.path == path) allowed += (allowed.empty() ? "" : ", ") + method;
+  }
+  const std::string asked = "no endpoint " + std::string(request.method_string()) + " " + std::string(path);
+  if (allowed.empty())
+    return error_response(fail(Errc::not_found, asked + "; the API has " + listed), request.version(),
+                          request.keep_alive());
+  Response response = error_response(fail(Errc::invalid_request, asked + "; " + std::string(path) + " answers " + allowed),
+                                     request.version(), request.keep_alive());
+  response.result(http::status::method_not_allowed);
+  response.set(http::field::allow, allowed);
+  return response;
+}
+
+Response Routes::roots(Exchange& x) {
+  return make_response(x.request, http::status::ok, "application/x-pem-file", authority_.roots_pem());
+}
+
+Response Routes::crl(Exchange& x) {
+  auto crl = authority_.crl(now_seconds());
+  if (!crl) return error_response(crl.error(), x.request.version(), x.request.keep_alive());
+  return make_response(x.request, http::status::ok, "application/pkix-crl", std::move(*crl));
+}
+
+Response Routes::healthz(Exchange& x) {
+  std::unique_lock lock(health_mutex_);
+  if (!health_) return error_response(health_.error(), x.request.version(), x.request.keep_alive());
+  lock.unlock();
+  return make_response(x.request, http::status::ok, "application/json", R"({"status":"ok"})");
+}
+
+Response Routes::enroll(Exchange& x) {
+  const Request& request = x.request;
+  auto parsed = protocol::parse_enroll_request(request.body());
+  // Only the token's public id is kept for counting failures; the secret stays in the request.
+  std::string token_id;
+  if (parsed)
+    if (auto token = enrollment::parse_token(parsed->token)) token_id = token->id;
+  Reservations reserved;
+  if (auto refused = admit(request, reserved, x.context.client_address, token_id)) return std::move(*refused);
+  if (!parsed) return refuse(request, parsed.error(), reserved);
+  return created(x, authority_.enroll(*parsed, now_seconds()), reserved);
+}
+
+Response Routes::renew(Exchange& x) {
+  const Request& request = x.request;
+  Reservations reserved;
+  if (auto refused = admit(request, reserved, x.context.client_address, "")) return std::move(*refused);
+  auto parsed = protocol::parse_renew_request(request.body());
+  if (!parsed) return refuse(request, parsed.error(), reserved);
+  const auto client = client_certificate(x.context);
+  if (client) {
+    // A node that renews in a loop (a compromised one, or a broken agent) makes the CA sign
+    // and the directory work each time: its successful renewals are limited too. Counted
+    // before the renewal, so that renewals at the same time all count; released if it fails.
+    const std::string name = client->common_name();
+    auto renewal = renewals_.reserve(name, RateLimiter::Clock::now(), patience);
+    if (auto* wait = std::get_if<std::chrono::seconds>(&renewal)) {
+      reserved.failed(Errc::rate_limited);
+      return error_response(
+          fail(Errc::rate_limited,
+               with_retry("username '" + name + "' renewed its certificate " +
+                              std::to_string(limits_.renewals_per_username) + " times within " +
+                              std::to_string(limits_.renewal_window_seconds) + " s, the most allowed",
+                          *wait)),
+          request.version(), request.keep_alive(), *wait);
+    }
+    reserved.count_if_succeeded(renewals_, std::get<RateLimiter::Reservation>(std::move(renewal)));
+  }
+  return created(x, authority_.renew(*parsed, client ? &*client : nullptr, now_seconds()), reserved);
+}
+
+Response Routes::created(Exchange& x, const Result<authority::Issued>& issued, Reservations& reserved) {
+  if (!issued) return refuse(x.request, issued.error(), reserved);
+  reserved.succeeded();
+  x.username = issued->result.node.username;
+  x.serial = issued->result.serial;
+  return make_response(x.request, http::status::created, "application/json", protocol::to_json(issued->result));
+}
+
+Response Routes::status(Exchange& x) {
+  Reservations reserved;
+  if (auto refused = admit(x.request, reserved, x.context.client_address, "")) return std::move(*refused);
+  const auto client = client_certificate(x.context);
+  auto status = authority_.certificate_status(client ? &*client : nullptr, now_seconds());
+  if (!status) return refuse(x.request, status.error(), reserved);
+  reserved.succeeded();
+  x.serial = status->serial;
+  return make_response(x.request, http::status::ok, "application/json", protocol::to_json(*status));
 }
 
 }  // namespace evpn::ca::api

@@ -219,12 +219,8 @@ asio::awaitable<void> session(Shared& shared, tcp::socket socket, std::string ad
   }
   // On a resumed session this is the certificate of the session's first handshake, which
   // OpenSSL keeps in the session (and in its tickets).
-  if (X509* peer = SSL_get0_peer_certificate(stream.native_handle())) {
-    unsigned char* der = nullptr;
-    const int len = i2d_X509(peer, &der);
-    if (len > 0) context.client_certificate_der.assign(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
-    OPENSSL_free(der);
-  }
+  if (X509* peer = SSL_get0_peer_certificate(stream.native_handle()))
+    if (auto der = crypto::to_der(i2d_X509, peer)) context.client_certificate_der = std::move(*der);
 
   // The parser bounds the header and the body, but not a chunk-size line that never ends: the
   // buffer's own limit does (Beast then reports buffer_overflow, answered 400).

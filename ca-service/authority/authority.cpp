@@ -1,6 +1,7 @@
 #include "ca-service/authority/authority.hpp"
 
 #include "ca-service/enrollment/tokens.hpp"
+#include "ca-service/store/store.hpp"
 #include "common/log.hpp"
 
 #include <algorithm>
@@ -53,7 +54,7 @@ Error account_exists(const std::string& username) {
 
 bool same_key(const store::CertificateRecord& record, const crypto::Csr& csr) {
   auto cert = crypto::Certificate::from_pem(record.pem);
-  return cert && EVP_PKEY_eq(cert->public_key(), csr.public_key()) == 1;
+  return cert && crypto::same_public_key(cert->public_key(), csr.public_key());
 }
 
 }  // namespace
@@ -257,7 +258,7 @@ Result<Issued> Authority::renew(const protocol::RenewRequest& request, const cry
   if (!cn) return cn.error();
   if (*cn != username)
     return fail(Errc::invalid_request, "the CSR's CN '" + *cn + "' must equal the certificate's CN '" + username + "'");
-  if (current->public_key() && EVP_PKEY_eq(csr->public_key(), current->public_key()) == 1)
+  if (crypto::same_public_key(csr->public_key(), current->public_key()))
     return fail(Errc::invalid_request, "the CSR must carry a new key, not the one of the current certificate");
 
   if ((*known)->status == "superseded") {

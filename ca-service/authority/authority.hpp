@@ -5,7 +5,7 @@
 #include "ca-service/config.hpp"
 #include "ca-service/enrollment/tokens.hpp"
 #include "ca-service/signing/signer.hpp"
-#include "ca-service/store/store.hpp"
+#include "ca-service/store/records.hpp"
 #include "ca-service/xmpp/directory.hpp"
 #include "common/crypto/csr.hpp"
 #include "common/protocol/enrollment.hpp"
@@ -19,6 +19,10 @@
 #include <set>
 #include <string>
 #include <vector>
+
+namespace evpn::ca::store {
+class Store;
+}  // namespace evpn::ca::store
 
 namespace evpn::ca::authority {
 

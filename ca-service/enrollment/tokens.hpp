@@ -3,7 +3,7 @@
 // Text form: "evpn1_<id>_<secret>", id = 16 hex chars (public, logged), secret = 64 hex chars
 // (256 random bits, never stored: the store keeps SHA-256 of it).
 
-#include "ca-service/store/store.hpp"
+#include "ca-service/store/records.hpp"
 #include "common/result.hpp"
 #include "common/time.hpp"
 

@@ -30,24 +30,25 @@ Result<void> set_public_key(X509* cert, EVP_PKEY* key) {
   char curve[64] = {};
   unsigned char point[160] = {};  // an uncompressed P-521 point takes 133 bytes
   std::size_t point_size = 0;
-  const int curve_nid =
-      EVP_PKEY_is_a(key, "EC") &&
-              EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof curve, nullptr) == 1 &&
-              EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point, &point_size) == 1
-          ? OBJ_sn2nid(curve)
-          : NID_undef;
+  const int curve_nid = [&] {
+    const ErrorQueueGuard clear;  // a key that is not on a named curve takes the general path below
+    return EVP_PKEY_is_a(key, "EC") &&
+                   EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof curve, nullptr) ==
+                       1 &&
+                   EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point, &point_size) == 1
+               ? OBJ_sn2nid(curve)
+               : NID_undef;
+  }();
   if (curve_nid == NID_undef) {
-    drain_openssl_errors();
     if (X509_set_pubkey(cert, key) != 1) return build_failure("set the certificate's public key");
     return {};
   }
-  auto* bits = static_cast<unsigned char*>(OPENSSL_memdup(point, point_size));
+  OpenSslMemory<unsigned char> bits(static_cast<unsigned char*>(OPENSSL_memdup(point, point_size)));
   if (!bits || X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
-                                      V_ASN1_OBJECT, OBJ_nid2obj(curve_nid), bits,
-                                      static_cast<int>(point_size)) != 1) {
-    OPENSSL_free(bits);
+                                      V_ASN1_OBJECT, OBJ_nid2obj(curve_nid), bits.get(),
+                                      static_cast<int>(point_size)) != 1)
     return build_failure("set the certificate's public key");
-  }
+  bits.release();  // the certificate's key owns it now
   return {};
 }
 
@@ -96,49 +97,39 @@ Result<void> add_subject_alt_names(X509* cert, GENERAL_NAMES* names) {
   return {};
 }
 
-Result<void> push_name(GENERAL_NAMES* names, GENERAL_NAME* name) {
-  if (!name || !sk_GENERAL_NAME_push(names, name)) {
-    GENERAL_NAME_free(name);
-    return build_failure("build a subjectAltName entry");
-  }
+Result<void> push_name(GENERAL_NAMES* names, GeneralName name) {
+  if (!name || !sk_GENERAL_NAME_push(names, name.get())) return build_failure("build a subjectAltName entry");
+  name.release();  // the stack owns it now
   return {};
 }
 
-GENERAL_NAME* xmpp_addr_name(const std::string& jid) {
-  GENERAL_NAME* gn = GENERAL_NAME_new();
-  ASN1_TYPE* value = ASN1_TYPE_new();
-  ASN1_UTF8STRING* text = ASN1_UTF8STRING_new();
-  if (!gn || !value || !text || ASN1_STRING_set(text, jid.data(), static_cast<int>(jid.size())) != 1) {
-    GENERAL_NAME_free(gn);
-    ASN1_TYPE_free(value);
-    ASN1_UTF8STRING_free(text);
+// Each part is owned by a handle until the part that takes it over (the set0 and set calls) has it.
+GeneralName xmpp_addr_name(const std::string& jid) {
+  GeneralName gn(GENERAL_NAME_new());
+  Asn1Type value(ASN1_TYPE_new());
+  Asn1Utf8String text(ASN1_UTF8STRING_new());
+  if (!gn || !value || !text || ASN1_STRING_set(text.get(), jid.data(), static_cast<int>(jid.size())) != 1)
     return nullptr;
-  }
-  ASN1_TYPE_set(value, V_ASN1_UTF8STRING, text);
-  if (GENERAL_NAME_set0_othername(gn, OBJ_nid2obj(NID_XmppAddr), value) != 1) {
-    GENERAL_NAME_free(gn);
-    ASN1_TYPE_free(value);
-    return nullptr;
-  }
+  ASN1_TYPE_set(value.get(), V_ASN1_UTF8STRING, text.release());
+  if (GENERAL_NAME_set0_othername(gn.get(), OBJ_nid2obj(NID_XmppAddr), value.get()) != 1) return nullptr;
+  value.release();
   return gn;
 }
 
-GENERAL_NAME* dns_or_ip_name(const std::string& name) {
-  if (ASN1_OCTET_STRING* ip = a2i_IPADDRESS(name.c_str())) {
-    GENERAL_NAME* gn = GENERAL_NAME_new();
-    if (gn) GENERAL_NAME_set0_value(gn, GEN_IPADD, ip);
-    else ASN1_OCTET_STRING_free(ip);
+GeneralName dns_or_ip_name(const std::string& name) {
+  GeneralName gn(GENERAL_NAME_new());
+  if (!gn) return nullptr;
+  Asn1OctetString ip = [&] {
+    const ErrorQueueGuard clear;  // a name that is no IP address is a DNS name, not an error
+    return Asn1OctetString(a2i_IPADDRESS(name.c_str()));
+  }();
+  if (ip) {
+    GENERAL_NAME_set0_value(gn.get(), GEN_IPADD, ip.release());
     return gn;
   }
-  drain_openssl_errors();
-  GENERAL_NAME* gn = GENERAL_NAME_new();
-  ASN1_IA5STRING* dns = ASN1_IA5STRING_new();
-  if (!gn || !dns || ASN1_STRING_set(dns, name.data(), static_cast<int>(name.size())) != 1) {
-    GENERAL_NAME_free(gn);
-    ASN1_IA5STRING_free(dns);
-    return nullptr;
-  }
-  GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
+  Asn1Ia5String dns(ASN1_IA5STRING_new());
+  if (!dns || ASN1_STRING_set(dns.get(), name.data(), static_cast<int>(name.size())) != 1) return nullptr;
+  GENERAL_NAME_set0_value(gn.get(), GEN_DNS, dns.release());
   return gn;
 }
 
@@ -291,12 +282,9 @@ Result<std::string> Signer::make_crl(const std::vector<RevokedCertificate>& revo
   }
   if (X509_CRL_sort(crl.get()) != 1 || X509_CRL_sign(crl.get(), key_.get(), EVP_sha256()) <= 0)
     return build_failure("sign the CRL");
-  unsigned char* der = nullptr;
-  const int length = i2d_X509_CRL(crl.get(), &der);
-  if (length <= 0) return build_failure("encode the CRL");
-  std::string bytes(reinterpret_cast<const char*>(der), static_cast<std::size_t>(length));
-  OPENSSL_free(der);
-  return bytes;
+  auto der = to_der(i2d_X509_CRL, crl.get());
+  if (!der) return build_failure("encode the CRL");
+  return std::move(*der);
 }
 
 }  // namespace evpn::ca::signing

@@ -1,18 +1,17 @@
 #pragma once
-// The CA's durable state in SQLite (WAL, synchronous=FULL). The only code that sees sqlite3.h.
+// The CA's durable state in SQLite (WAL, synchronous=FULL); store/ is the only code that sees sqlite3.h
+// (sqlite.hpp wraps it, schema.cpp holds the schema, batch.cpp the group commit).
 // Thread-safe: one connection writes and another reads, each guarded by a mutex; enrollments and
 // renewals that arrive together are committed together (one fsync). Several processes (serve and
 // the admin commands) may use the same file at once; writers wait up to a few seconds for each other.
 
+#include "ca-service/store/records.hpp"
 #include "common/result.hpp"
 #include "common/time.hpp"
 
-#include <chrono>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,90 +19,6 @@
 namespace evpn::ca::store {
 
 class Connection;
-struct PendingWrite;
-
-struct GroupRecord {
-  std::string name;
-  std::string overlay;
-  std::chrono::seconds lifetime{30 * 86400};
-};
-
-struct TokenRecord {
-  std::string id;           // public id, 16 hex chars
-  std::string secret_hash;  // SHA-256 of the secret, 64 hex chars; the secret itself is never stored
-  std::string group;
-  std::optional<std::string> username;  // pinned username, if any
-  TimePoint expires_at;
-  int uses_left = 1;
-  TimePoint created_at;
-  std::optional<TimePoint> revoked_at{};  // set by revoke_token
-  // Made with --adopt-existing: may take over an XMPP account of its pinned username that evpn-ca
-  // did not create.
-  bool adopt_existing = false;
-};
-
-struct CertificateRecord {
-  std::string serial;  // hex, unique
-  std::string username;
-  std::string group;
-  TimePoint not_before;
-  TimePoint not_after;
-  std::string pem;
-  std::string status = "active";  // "active", "superseded", "revoked"
-  TimePoint issued_at;
-};
-
-// How an enrollment that spends a token is committed (record_enrollment).
-struct EnrollmentCommit {
-  // The node's current certificate when the request was checked, if it had one: a request that
-  // raced with another enrollment of the same name, or with its revocation, is refused.
-  std::optional<std::string> expected_current{};
-  // The token adopts an existing XMPP account: recorded as evpn-ca's, with an audit entry.
-  bool adopts_account = false;
-  // The request lifted the lockout of a name whose revoked certificate had expired (audit entry).
-  bool lifted_lockout = false;
-};
-
-// A directory lockout that a revocation queued and that has not succeeded yet.
-struct PendingLockout {
-  std::string username;
-  std::string serial;  // the revoked certificate that queued it
-  TimePoint since;
-  int attempts = 0;        // failed attempts so far
-  std::string last_error;  // of the last failed attempt
-};
-
-struct NodeRecord {
-  std::string username;
-  std::string group;
-  std::string current_serial;
-  TimePoint not_after;  // of the current certificate
-  std::string status;   // of the current certificate
-  std::string overlay{};                            // of the group
-  TimePoint not_before{};                           // of the current certificate
-  std::optional<TimePoint> revoked_at{};            // of the current certificate
-  std::string revocation_reason{};                  // of the current certificate
-  std::optional<PendingLockout> pending_lockout{};  // while its directory lockout is owed
-};
-
-struct RevocationRecord {
-  std::string serial;
-  std::string username;
-  TimePoint revoked_at;
-  std::string reason;           // an RFC 5280 CRLReason name
-  TimePoint not_after{};        // of the certificate
-  bool lockout_queued = false;  // revoke_*: it was the node's current certificate, so its lockout was queued
-};
-
-// One line of the audit log. Fields that do not apply are "".
-struct AuditRecord {
-  TimePoint at;
-  std::string action;  // enroll, renew, revoke, lockout, token-create, token-revoke, group-add
-  std::string username;
-  std::string serial;
-  std::string token_id;
-  std::string detail;
-};
 
 class Store {
  public:
@@ -119,6 +34,7 @@ class Store {
   Result<void> add_group(const GroupRecord& group);
   Result<std::optional<GroupRecord>> find_group(const std::string& name);
 
+  // Errc::not_found when the token's group does not exist, Errc::conflict for a duplicate id.
   Result<void> add_token(const TokenRecord& token);
   Result<std::optional<TokenRecord>> find_token(const std::string& id);
   // Every token, oldest first.
@@ -183,25 +99,25 @@ class Store {
   Result<void> ping();
 
   // SQLite's data_version of this connection: it changes exactly when another connection (or
-  // process) has committed a change since the last call. Lets a test prove nothing was written.
+  // process) has committed a change since the last call. Tells the authority's CRL cache, and
+  // tests, whether anything was written.
   Result<long long> data_version();
-
-  // The answer of SQLite's `PRAGMA integrity_check`: "ok" for a sound database file.
-  Result<std::string> integrity_check();
-
-  // How many stored certificates each token was spent for, by token id (renewals spend none).
-  Result<std::map<std::string, int>> certificates_per_token();
 
  private:
   struct State;
   explicit Store(std::unique_ptr<State> state);
 
-  // Runs `write` inside a transaction shared with the writes other threads submit meanwhile (group
-  // commit): each runs in its own savepoint, so one that fails is undone alone, and one COMMIT
-  // makes the batch durable before any of its writers returns. The calling thread either commits
-  // the batch itself or waits for the thread that does.
-  Result<void> write_batched(const std::function<Result<void>(Connection&)>& write);
-  std::vector<Result<void>> commit_batch(const std::vector<PendingWrite*>& batch);
+  // Prepares `sql` with `args` on the reading connection and answers what `use` makes of the
+  // statement, holding the connection's lock throughout.
+  template <class Use, class... Args>
+  auto read(Use use, const std::string& sql, const Args&... args);
+  // Runs `change` on the writing connection in a transaction of its own, holding the connection's
+  // lock; commits when it succeeds.
+  template <class Change>
+  auto write(Change change);
+  // Runs `change` in a transaction shared with the writes that other threads submit meanwhile
+  // (group commit, batch.hpp): enrollments and renewals.
+  Result<void> write_batched(const std::function<Result<void>(Connection&)>& change);
 
   std::unique_ptr<State> state_;
 };

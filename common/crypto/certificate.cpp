@@ -54,22 +54,18 @@ std::string Certificate::to_pem() const {
 }
 
 std::string Certificate::to_der() const {
-  unsigned char* der = nullptr;
-  int len = i2d_X509(cert_.get(), &der);
-  if (len <= 0) throw std::runtime_error("cannot encode a certificate: " + drain_openssl_errors());
-  std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
-  OPENSSL_free(der);
-  return out;
+  auto der = crypto::to_der(i2d_X509, cert_.get());
+  if (!der) throw std::runtime_error("cannot encode a certificate: " + drain_openssl_errors());
+  return std::move(*der);
 }
 
 std::string Certificate::fingerprint_sha256() const { return to_hex(sha256(to_der())); }
 
 std::string Certificate::serial_hex() const {
   BigNum bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert_.get()), nullptr));
-  char* hex = bn ? BN_bn2hex(bn.get()) : nullptr;
+  const OpenSslMemory<char> hex(bn ? BN_bn2hex(bn.get()) : nullptr);
   if (!hex) return "";
-  std::string out(hex);
-  OPENSSL_free(hex);
+  std::string out(hex.get());
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   const auto first = out.find_first_not_of('0');
   return first == std::string::npos ? "0" : out.substr(first);
@@ -82,12 +78,11 @@ std::string Certificate::common_name() const {
   X509_NAME* name = X509_get_subject_name(cert_.get());
   int index = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
   if (index < 0) return "";
-  unsigned char* utf8 = nullptr;
-  int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index)));
+  unsigned char* raw = nullptr;
+  const int len = ASN1_STRING_to_UTF8(&raw, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index)));
+  const OpenSslMemory<unsigned char> utf8(raw);
   if (len < 0) return "";
-  std::string out(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(len));
-  OPENSSL_free(utf8);
-  return out;
+  return std::string(reinterpret_cast<const char*>(utf8.get()), static_cast<std::size_t>(len));
 }
 
 std::vector<std::string> Certificate::xmpp_addrs() const {
@@ -113,20 +108,17 @@ bool Certificate::is_ca() const {
 }
 
 bool Certificate::matches(const Key& key) const {
-  const bool same = X509_check_private_key(cert_.get(), key.get()) == 1;
-  // A mismatch is queued as an OpenSSL error; left there it would show up in the detail of the
-  // next, unrelated failure.
-  drain_openssl_errors();
-  return same;
+  const ErrorQueueGuard clear;  // a mismatch is queued as an OpenSSL error
+  return X509_check_private_key(cert_.get(), key.get()) == 1;
 }
 
 EVP_PKEY* Certificate::public_key() const noexcept { return X509_get0_pubkey(cert_.get()); }
 
 Result<std::vector<Certificate>> parse_pem_bundle(std::string_view pem) {
+  const ErrorQueueGuard clear;  // the loop ends on "no start line", which is not an error
   Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   std::vector<Certificate> out;
   while (X509* raw = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(X509Ptr(raw));
-  drain_openssl_errors();  // the loop ends on "no start line", which is not an error
   if (out.empty()) return fail(Errc::invalid_request, "no PEM certificate found");
   return out;
 }
@@ -154,7 +146,7 @@ Result<void> verify_chain(const Certificate& leaf, const std::vector<Certificate
   X509_STORE_CTX_set_time(ctx.get(), 0, static_cast<time_t>(to_unix(at)));
   X509_STORE_CTX_set_purpose(ctx.get(), purpose);
   if (X509_verify_cert(ctx.get()) != 1) {
-    drain_openssl_errors();
+    const ErrorQueueGuard clear;  // the verification error is the answer, in the detail below
     return fail(Errc::unauthorized, std::string("certificate does not verify against the trusted root: ") +
                                          X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())));
   }

@@ -60,12 +60,11 @@ constexpr const char* kNotPem = "the CSR is not a PEM certificate request (-----
 constexpr const char* kNotDer = "the CSR is not one DER PKCS#10 certificate request";
 
 std::string key_info_der(const CsrKeyInfo* info) {
-  unsigned char* der = nullptr;
-  const int len = ASN1_item_i2d(reinterpret_cast<const ASN1_VALUE*>(info), &der, ASN1_ITEM_rptr(CsrKeyInfo));
-  if (len <= 0) throw std::runtime_error("cannot encode a CSR's public key: " + drain_openssl_errors());
-  std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
-  OPENSSL_free(der);
-  return out;
+  auto der = to_der([info](unsigned char** out) {
+    return ASN1_item_i2d(reinterpret_cast<const ASN1_VALUE*>(info), out, ASN1_ITEM_rptr(CsrKeyInfo));
+  });
+  if (!der) throw std::runtime_error("cannot encode a CSR's public key: " + drain_openssl_errors());
+  return std::move(*der);
 }
 
 // An EC key on a named curve, imported from its encoded point; null when the point is not on it.
@@ -97,10 +96,9 @@ PKey decode_key(const CsrKeyInfo* info) {
       return import_ec_key(OBJ_nid2sn(curve), info->public_key);
   }
   const std::string der = key_info_der(info);
+  const ErrorQueueGuard clear;  // an unusable key is reported when it is used
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
-  PKey key(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
-  drain_openssl_errors();  // an unusable key is reported when it is used
-  return key;
+  return PKey(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
 }
 
 }  // namespace
@@ -118,23 +116,19 @@ Result<Csr> Csr::create(const Key& key, std::string_view common_name) {
       X509_REQ_set_version(req.get(), 0) != 1 || X509_REQ_set_subject_name(req.get(), name.get()) != 1 ||
       X509_REQ_set_pubkey(req.get(), key.get()) != 1 || X509_REQ_sign(req.get(), key.get(), EVP_sha256()) <= 0)
     return openssl_failure(Errc::internal, "cannot build the certificate signing request");
-  unsigned char* der = nullptr;
-  const int len = i2d_X509_REQ(req.get(), &der);
-  if (len <= 0) return openssl_failure(Errc::internal, "cannot encode the certificate signing request");
-  std::string bytes(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
-  OPENSSL_free(der);
-  return from_der(bytes);
+  auto der = to_der(i2d_X509_REQ, req.get());
+  if (!der) return openssl_failure(Errc::internal, "cannot encode the certificate signing request");
+  return from_der(*der);
 }
 
 Result<Csr> Csr::from_pem(std::string_view pem) {
   Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  unsigned char* data = nullptr;
+  unsigned char* raw = nullptr;
   long len = 0;
-  if (!bio || PEM_bytes_read_bio(&data, &len, nullptr, PEM_STRING_X509_REQ, bio.get(), nullptr, nullptr) != 1)
-    return openssl_failure(Errc::invalid_request, kNotPem);
-  std::string der(reinterpret_cast<char*>(data), static_cast<std::size_t>(len));
-  OPENSSL_free(data);
-  return parse(std::move(der), kNotPem);
+  const int read = bio ? PEM_bytes_read_bio(&raw, &len, nullptr, PEM_STRING_X509_REQ, bio.get(), nullptr, nullptr) : 0;
+  const OpenSslMemory<unsigned char> data(raw);
+  if (read != 1) return openssl_failure(Errc::invalid_request, kNotPem);
+  return parse(std::string(reinterpret_cast<const char*>(data.get()), static_cast<std::size_t>(len)), kNotPem);
 }
 
 Result<Csr> Csr::from_der(std::string_view der) { return parse(std::string(der), kNotDer); }
@@ -178,12 +172,11 @@ Result<std::string> Csr::common_name() const {
   if (X509_NAME_get_index_by_NID(name, NID_commonName, index) >= 0)
     return fail(Errc::invalid_request, "the CSR has more than one CN: use exactly one, CN=<username>");
   ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
-  unsigned char* utf8 = nullptr;
-  int len = ASN1_STRING_to_UTF8(&utf8, data);
+  unsigned char* raw = nullptr;
+  const int len = ASN1_STRING_to_UTF8(&raw, data);
+  const OpenSslMemory<unsigned char> utf8(raw);
   if (len < 0) return openssl_failure(Errc::invalid_request, "the CSR's CN is not valid text");
-  std::string out(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(len));
-  OPENSSL_free(utf8);
-  return out;
+  return std::string(reinterpret_cast<const char*>(utf8.get()), static_cast<std::size_t>(len));
 }
 
 }  // namespace evpn::crypto

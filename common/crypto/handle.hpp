@@ -7,7 +7,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <cstddef>
 #include <memory>
+#include <optional>
+#include <string>
 
 namespace evpn::crypto {
 
@@ -34,5 +37,36 @@ using Asn1Integer = Handle<ASN1_INTEGER, ASN1_INTEGER_free>;
 using Asn1Time = Handle<ASN1_TIME, ASN1_TIME_free>;
 using BigNum = Handle<BIGNUM, BN_free>;
 using GeneralNames = Handle<GENERAL_NAMES, GENERAL_NAMES_free>;
+using GeneralName = Handle<GENERAL_NAME, GENERAL_NAME_free>;
+using Asn1Type = Handle<ASN1_TYPE, ASN1_TYPE_free>;
+using Asn1Utf8String = Handle<ASN1_UTF8STRING, ASN1_UTF8STRING_free>;
+using Asn1Ia5String = Handle<ASN1_IA5STRING, ASN1_IA5STRING_free>;
+using Asn1OctetString = Handle<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>;
+
+// OPENSSL_free is a macro (it passes the caller's file and line), so it cannot be a Deleter's
+// template argument itself.
+inline void openssl_free(void* p) noexcept { OPENSSL_free(p); }
+
+// Memory that OpenSSL allocated for the caller: i2d_* output, BN_bn2hex, ASN1_STRING_to_UTF8.
+template <class T>
+using OpenSslMemory = Handle<T, openssl_free>;
+
+// The bytes that `encode(&out)` writes, in the i2d convention: it allocates `out` and returns its
+// length, <= 0 on failure (the reason is on OpenSSL's error queue). Nothing when it fails. The
+// buffer is owned before anything can throw.
+template <class Encode>
+std::optional<std::string> to_der(Encode encode) {
+  unsigned char* raw = nullptr;
+  const int length = encode(&raw);
+  const OpenSslMemory<unsigned char> der(raw);
+  if (length <= 0 || !der) return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(der.get()), static_cast<std::size_t>(length));
+}
+
+// The DER of `object` by its i2d function: to_der(i2d_X509, cert).
+template <class T>
+std::optional<std::string> to_der(int (*i2d)(const T*, unsigned char**), const T* object) {
+  return to_der([&](unsigned char** out) { return i2d(object, out); });
+}
 
 }  // namespace evpn::crypto

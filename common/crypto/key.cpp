@@ -63,12 +63,14 @@ std::optional<KeyType> key_type_of(EVP_PKEY* key) {
 }
 
 std::string public_key_der(EVP_PKEY* key) {
-  unsigned char* der = nullptr;
-  int len = i2d_PUBKEY(key, &der);
-  if (len <= 0) throw std::runtime_error("cannot encode a public key: " + drain_openssl_errors());
-  std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
-  OPENSSL_free(der);
-  return out;
+  auto der = to_der(i2d_PUBKEY, key);
+  if (!der) throw std::runtime_error("cannot encode a public key: " + drain_openssl_errors());
+  return std::move(*der);
+}
+
+bool same_public_key(const EVP_PKEY* a, const EVP_PKEY* b) {
+  const ErrorQueueGuard clear;  // keys of different types are queued as an error
+  return a && b && EVP_PKEY_eq(a, b) == 1;
 }
 
 namespace {
@@ -83,9 +85,8 @@ Result<void> check_rsa_exponent(EVP_PKEY* key) {
   BigNum e(raw);
   // Odd and of 17 bits or more: at least 65537.
   if (BN_is_odd(e.get()) && BN_num_bits(e.get()) > 16) return {};
-  char* decimal = BN_bn2dec(e.get());
-  const std::string text = decimal ? decimal : "?";
-  OPENSSL_free(decimal);
+  const OpenSslMemory<char> decimal(BN_bn2dec(e.get()));
+  const std::string text = decimal ? decimal.get() : "?";
   return fail(Errc::invalid_request, "the RSA key's public exponent " + text +
                                          " is not allowed: use 65537 (or a larger odd number); generate a new key "
                                          "(ec-p256 is the default)");

@@ -40,6 +40,9 @@ std::optional<KeyType> key_type_of(EVP_PKEY* key);
 // The DER SubjectPublicKeyInfo of any EVP_PKEY (public half only).
 std::string public_key_der(EVP_PKEY* key);
 
+// Whether `a` and `b` are the same public key (false when either is null).
+bool same_public_key(const EVP_PKEY* a, const EVP_PKEY* b);
+
 // Checks that a public key meets the CA's policy: EC P-256/P-384, or RSA of 2048 to 4096 bits with
 // a public exponent that is odd and at least 65537. A null key (one that could not be read) fails.
 Result<void> check_key_policy(EVP_PKEY* key);

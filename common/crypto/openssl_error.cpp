@@ -22,6 +22,6 @@ Error openssl_failure(Errc code, const std::string& what) {
   return Error{code, queue.empty() ? what : what + " (" + queue + ")"};
 }
 
-
+ErrorQueueGuard::~ErrorQueueGuard() { ERR_clear_error(); }
 
 }  // namespace evpn::crypto

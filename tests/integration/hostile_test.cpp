@@ -496,9 +496,9 @@ TEST_CASE("every hostile request gets its documented answer, writes nothing, and
       {"HTTP/1.2 in the request line", 400, "not valid HTTP/1.1 (bad version)",
        raw(request("GET", "/healthz", "", "", "HTTP/1.2"))},
       {"unknown path", 404, "no endpoint GET /v1/secrets", raw(request("GET", "/v1/secrets"))},
-      {"unknown method", 404, "no endpoint DELETE /v1/enroll", raw(request("DELETE", "/v1/enroll"))},
-      {"lower-case method", 404, "no endpoint get /healthz", raw(request("get", "/healthz"))},
-      {"GET on the enroll endpoint", 404, "no endpoint GET /v1/enroll", raw(request("GET", "/v1/enroll"))},
+      {"unknown method", 405, "no endpoint DELETE /v1/enroll; /v1/enroll answers POST", raw(request("DELETE", "/v1/enroll"))},
+      {"lower-case method", 405, "no endpoint get /healthz; /healthz answers GET", raw(request("get", "/healthz"))},
+      {"GET on the enroll endpoint", 405, "no endpoint GET /v1/enroll; /v1/enroll answers POST", raw(request("GET", "/v1/enroll"))},
       {"path traversal", 404, "no endpoint GET /v1/../../etc/passwd", raw(request("GET", "/v1/../../etc/passwd"))},
       {"HTTP/1.0 health check", 200, "",
        [&] {

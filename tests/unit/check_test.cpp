@@ -2,6 +2,7 @@
 // certificates, key modes and EdgeVPN configs on crafted files, status aggregation and output.
 
 #include "agent/check.hpp"
+#include "agent/check_report.hpp"
 #include "agent/evio_config.hpp"
 #include "agent/renewal.hpp"
 #include "common/fs/atomic_file.hpp"
@@ -207,7 +208,9 @@ TEST_CASE("the text report starts with a Nagios-style summary and has one line p
   HealthReport r{"node1", "node1@evpn.test", {}};
   r.checks.push_back({"key-mode", CheckStatus::ok, "0600"});
   r.checks.push_back({"expiry", CheckStatus::warning, "5 days left", {{"seconds_left", 5 * 86400 + 10}}});
-  r.checks.push_back({"xmpp-login", CheckStatus::ok, "bound", {{"seconds", 0.1204}}});
+  r.checks.push_back({"xmpp-login", CheckStatus::ok, "bound"});
+  r.expiry = {evpn::TimePoint{}, std::chrono::seconds(5 * 86400 + 10)};
+  r.login = {true, std::chrono::milliseconds(120)};
   CHECK(evpn::agent::format_text(r) ==
         "EVPN WARNING - node1@evpn.test, 5 days left, login 120 ms; problems: expiry\n"
         "OK       key-mode     0600\n"
@@ -222,8 +225,10 @@ TEST_CASE("the text report starts with a Nagios-style summary and has one line p
 
 TEST_CASE("metrics are Prometheus gauges with HELP and TYPE, labelled with the escaped username") {
   HealthReport r{"we\"ird\\", "x@d", {}};
-  r.checks.push_back({"expiry", CheckStatus::ok, "", {{"expiry_timestamp", 1800000000}}});
-  r.checks.push_back({"xmpp-login", CheckStatus::critical, "refused", {{"seconds", 0.25}}});
+  r.checks.push_back({"expiry", CheckStatus::ok, ""});
+  r.checks.push_back({"xmpp-login", CheckStatus::critical, "refused"});
+  r.expiry = {evpn::TimePoint{std::chrono::seconds(1800000000)}, std::chrono::seconds(86400)};
+  r.login = {false, std::chrono::milliseconds(250)};
   CHECK(evpn::agent::format_metrics(r) ==
         "# HELP evpn_agent_certificate_expiry_timestamp_seconds When the node certificate expires (notAfter), in "
         "seconds since the Unix epoch.\n"

@@ -1,0 +1,39 @@
+#pragma once
+// Group commit: the writes that threads submit at the same time share one transaction and one fsync.
+
+#include "ca-service/store/sqlite.hpp"
+#include "common/result.hpp"
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+namespace evpn::ca::store {
+
+class GroupCommit {
+ public:
+  using Write = std::function<Result<void>(Connection&)>;
+
+  // Writes through `db`, which `db_mutex` guards (the store's other writes hold it too).
+  GroupCommit(Connection& db, std::mutex& db_mutex) : db_(db), db_mutex_(db_mutex) {}
+
+  // Runs `write` inside a transaction shared with the writes other threads submit meanwhile: each
+  // runs in its own savepoint, so one that fails is undone alone, and one COMMIT makes the batch
+  // durable before any of its writers returns. The calling thread either commits the batch itself
+  // or waits for the thread that does.
+  Result<void> run(const Write& write);
+
+ private:
+  struct Pending;
+  std::vector<Result<void>> commit(const std::vector<Pending*>& batch);
+
+  Connection& db_;
+  std::mutex& db_mutex_;
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::vector<Pending*> queue_;  // writes waiting for the next batch
+  bool committing_ = false;      // whether a thread is committing a batch
+};
+
+}  // namespace evpn::ca::store
