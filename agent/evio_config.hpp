@@ -1,5 +1,5 @@
 #pragma once
-// EdgeVPN's config.json: merging one overlay's x509 Signal entry (DESIGN.md, merge rules).
+// EdgeVPN's config.json: merging one overlay's x509 Signal entry (the rules: README, "The EdgeVPN config").
 
 #include "common/result.hpp"
 

@@ -1,7 +1,7 @@
 #pragma once
 // The agent's log: one line per event on stderr (journald picks it up), in the same format as the
 // CA's spdlog lines. Not spdlog: its shared library and fmt's would bring the shared libstdc++ into
-// a short-lived process whose peak memory is a target (issue 6). Never log a token, password or key.
+// a short-lived process whose peak memory is kept under 10 MB. Never log a token, password or key.
 
 #include <string_view>
 

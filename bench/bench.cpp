@@ -1,4 +1,4 @@
-// evpn-bench: the measurements of issue 6, in one run on one machine (see bench/run.sh).
+// evpn-bench: the measurements of the README's Performance section, in one run on one machine (see bench/run.sh).
 // Every server runs on 127.0.0.1 in a temporary directory and is stopped by pid; every loop is
 // bounded in count and in time. Prints one table and writes the same figures as JSON.
 //

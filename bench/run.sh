@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks of issue 6 in one command: installs what is missing (cfssl, GNU time), builds
+# The benchmarks of the README's Performance section in one command: installs what is missing (cfssl, GNU time), builds
 # Release into build-bench/, runs evpn-bench, prints the table and writes build-bench/results.json.
 # Usage: bench/run.sh [STORM_AGENTS [STORM_PARALLEL]]   (as root on Debian bookworm; default 1000 32)
 set -euo pipefail

@@ -1,5 +1,5 @@
 #pragma once
-// The CA key and the certificate profiles (DESIGN.md, "Certificate profile").
+// The CA key and the certificate profiles (the profile: README, "How an enrollment works").
 
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/key.hpp"

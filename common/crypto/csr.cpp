@@ -11,7 +11,7 @@ namespace evpn::crypto {
 // PKCS#10 (RFC 2986) as OpenSSL's own X509_REQ templates read it, except that the
 // subjectPublicKeyInfo stays as its two encoded parts. Parsing an X509_REQ makes OpenSSL 3.0 decode
 // that key through its provider decoders, which costs more than verifying the signature (about
-// 95 us against 58 us for P-256 on the machine of issue 6); decode_key below imports EC keys
+// 95 us against 58 us for P-256 on the machine of the README's Performance figures); decode_key below imports EC keys
 // directly instead.
 struct CsrKeyInfo {
   X509_ALGOR* algorithm;
