@@ -64,7 +64,7 @@ struct Clock {
 // one at which the certificate looks expired: then the CA's clock decides.
 Clock decide_time(const Current& current, const CaClient& ca) {
   const TimePoint local = now_seconds();
-  const bool suspicious = local < current.cert.not_before() + issuance_backdate || local >= current.cert.not_after();
+  const bool suspicious = local < current.cert.not_before() + protocol::issuance_backdate || local >= current.cert.not_after();
   if (!suspicious) return {local, ""};
   auto ca_time = ca.server_time();
   if (!ca_time) return {local, "the CA's clock could not be read (" + ca_time.error().detail + "); using ours"};

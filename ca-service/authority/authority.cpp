@@ -3,6 +3,7 @@
 #include "ca-service/enrollment/tokens.hpp"
 #include "ca-service/store/store.hpp"
 #include "common/log.hpp"
+#include "common/protocol/lifetime.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -10,8 +11,6 @@
 namespace evpn::ca::authority {
 
 namespace {
-
-constexpr const char* token_refused = "the enrollment token is unknown, expired or used up; ask the operator for a new one";
 
 // The directory's own error (its address, its answer) goes to the log only: anyone may send a
 // request, and the backend's address and words are the operator's business. The node is told
@@ -143,7 +142,7 @@ Issued Authority::render(const store::CertificateRecord& cert, const store::Grou
   out.serial = cert.serial;
   out.not_before = to_rfc3339(cert.not_before);
   out.not_after = to_rfc3339(cert.not_after);
-  out.renew_after = to_rfc3339(cert.issued_at + (cert.not_after - cert.issued_at) * 2 / 3);
+  out.renew_after = to_rfc3339(protocol::renewal_due(cert.issued_at, cert.not_after));
   out.server_time = to_rfc3339(now);
   out.node = {cert.username, cert.username + "@" + xmpp_.domain, group.name, group.overlay};
   out.xmpp = {xmpp_.host, xmpp_.port, xmpp_.domain, "starttls"};
@@ -165,7 +164,7 @@ Result<Issued> Authority::enroll(const protocol::EnrollRequest& request, TimePoi
   if (!token) return token.error();
   auto record = store_.find_token(token->id);
   if (!record) return record.error();
-  if (!*record) return fail(Errc::unauthorized, token_refused);
+  if (!*record) return fail(Errc::unauthorized, protocol::token_refused);
   if (auto replayed = replay(**record, *token, *csr, *username, now); !replayed || *replayed) {
     if (!replayed) return replayed.error();
     return std::move(**replayed);

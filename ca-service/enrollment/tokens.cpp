@@ -1,6 +1,7 @@
 #include "ca-service/enrollment/tokens.hpp"
 
 #include "common/crypto/certificate.hpp"
+#include "common/protocol/enrollment.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -60,8 +61,7 @@ Result<void> check_token(const store::TokenRecord& record, const TokenParts& pre
   // One message for every way a token can be refused, so a caller learns nothing about which
   // tokens exist.
   if (!secret_matches(record, presented) || now >= record.expires_at || record.uses_left <= 0)
-    return fail(Errc::unauthorized,
-                "the enrollment token is unknown, expired or used up; ask the operator for a new one");
+    return fail(Errc::unauthorized, protocol::token_refused);
   if (record.username && *record.username != username)
     return fail(Errc::forbidden,
                 "this token is for username '" + *record.username + "', not '" + username + "'");

@@ -1,6 +1,7 @@
 #include "ca-service/signing/signer.hpp"
 
 #include "common/crypto/openssl_error.hpp"
+#include "common/protocol/lifetime.hpp"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -16,7 +17,6 @@ using namespace evpn::crypto;
 namespace {
 
 // Devices without a real-time clock may be a few minutes behind.
-constexpr std::chrono::seconds backdate{5 * 60};
 constexpr std::chrono::seconds root_lifetime{10LL * 365 * 86400};
 
 Error build_failure(const char* what) { return openssl_failure(Errc::internal, std::string("cannot ") + what); }
@@ -67,7 +67,7 @@ Result<X509Ptr> new_certificate(const std::string& cn, const X509* issuer, std::
                                  -1, 0) != 1 ||
       X509_set_subject_name(cert.get(), subject.get()) != 1 ||
       X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : subject.get()) != 1 ||
-      !ASN1_TIME_set(X509_getm_notBefore(cert.get()), static_cast<time_t>(to_unix(now - backdate))) ||
+      !ASN1_TIME_set(X509_getm_notBefore(cert.get()), static_cast<time_t>(to_unix(now - protocol::issuance_backdate))) ||
       !ASN1_TIME_set(X509_getm_notAfter(cert.get()), static_cast<time_t>(to_unix(now + lifetime))))
     return build_failure("build a certificate");
   return cert;

@@ -3,6 +3,7 @@
 #include "ca-service/store/batch.hpp"
 #include "ca-service/store/schema.hpp"
 #include "ca-service/store/sqlite.hpp"
+#include "common/protocol/enrollment.hpp"
 
 #include <string_view>
 #include <utility>
@@ -22,9 +23,6 @@ constexpr const char* kSelectNode =
 
 constexpr const char* kSelectCertificate =
     "SELECT serial, username, group_name, not_before, not_after, pem, status, issued_at FROM certificates";
-
-constexpr const char* kTokenRefused =
-    "the enrollment token is unknown, expired or used up; ask the operator for a new one";
 
 // "30d", "12h", "5m" or "90s".
 std::string duration_text(std::chrono::seconds d) {
@@ -347,7 +345,7 @@ Result<void> Store::record_enrollment(const std::string& token_id, const Certifi
                      token_id, now);
         !r)
       return r;
-    if (sqlite3_changes(db.get()) == 0) return fail(Errc::unauthorized, kTokenRefused);
+    if (sqlite3_changes(db.get()) == 0) return fail(Errc::unauthorized, protocol::token_refused);
 
     if (auto r = install_current(db, cert, std::optional<std::string>(token_id)); !r) return r;
     if (how.adopts_account)

@@ -58,6 +58,11 @@ struct CertificateStatus {
   CertificateState status = CertificateState::current;
 };
 
+// The message of the 401 for a token that is unknown, expired or used up: one message for every way
+// a token can be refused, so that a caller learns nothing about which tokens exist.
+inline constexpr const char* token_refused =
+    "the enrollment token is unknown, expired or used up; ask the operator for a new one";
+
 struct ErrorBody {
   std::string error;
   std::string message;
