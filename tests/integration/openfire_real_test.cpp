@@ -7,7 +7,10 @@
 
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -407,6 +410,39 @@ TEST_CASE("a lockout the operator placed in Openfire is not lifted by the node's
   INFO("renew: " << renewal.out << renewal.err);
   CHECK(renewal.exit_code != 0);
   CHECK_FALSE(w.login("carol").ok());
+}
+
+// The first-boot storm, opt-in on top of the opt-in suite (it takes minutes): run the binary with
+// the test spec "*,[storm]" so that it comes after the cases that configure Openfire.
+// EVPN_OPENFIRE_STORM_AGENTS (default 1000) real `evpn-agent enroll` processes, 32 at a time,
+// each counted once its certificate logged in to Openfire.
+TEST_CASE("the first-boot storm: every agent enrolls and logs in to Openfire", "[.][storm]") {
+  auto& w = world();
+  const char* count = std::getenv("EVPN_OPENFIRE_STORM_AGENTS");
+  const int agents = count && *count ? std::stoi(count) : 1000;
+  const int parallel = 32;
+  const std::string token = w.token({"--uses", std::to_string(agents)});
+  std::vector<double> seconds(static_cast<std::size_t>(agents), 0);
+  std::vector<int> exits(static_cast<std::size_t>(agents), -1);
+  std::atomic<int> next{0};
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < parallel; ++t)
+    threads.emplace_back([&] {
+      for (int i; (i = next++) < agents;) {
+        const auto began = Clock::now();
+        exits[static_cast<std::size_t>(i)] = w.enroll("storm" + std::to_string(i), token).exit_code;
+        seconds[static_cast<std::size_t>(i)] = std::chrono::duration<double>(Clock::now() - began).count();
+      }
+    });
+  for (auto& t : threads) t.join();
+  const double total = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto failed = std::count_if(exits.begin(), exits.end(), [](int code) { return code != 0; });
+  std::sort(seconds.begin(), seconds.end());
+  const auto at = [&](double q) { return seconds[static_cast<std::size_t>(q * (agents - 1))]; };
+  std::cout << "storm: " << agents << " agents, " << parallel << " at a time: " << total << " s, p50 " << at(0.5)
+            << " s, p99 " << at(0.99) << " s, " << failed << " failed\n";
+  CHECK(failed == 0);
 }
 
 int main(int argc, char* argv[]) {
