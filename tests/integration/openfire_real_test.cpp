@@ -323,7 +323,9 @@ TEST_CASE("a revoked node's live session is ended by the lockout and its next ce
   REQUIRE(w.enroll("rev1", w.token()).exit_code == 0);
   const fs::path log = w.dir.path() / "live-rev1.log";
   BackgroundProcess live = w.session("rev1", log);
-  REQUIRE(eventually([&] { return read(log).find("rev1@" + domain + "/live") != std::string::npos; },
+  // Openfire ends only available sessions on a lockout (those that have sent presence, as
+  // EdgeVPN's do): wait for the server's echo of ours.
+  REQUIRE(eventually([&] { return read(log).find("<presence from=\"rev1@" + domain + "/live\"") != std::string::npos; },
                      std::chrono::seconds(30)));
 
   const RunResult revoked = w.ca_run({"revoke", "--username", "rev1"});
