@@ -417,12 +417,20 @@ TEST_CASE("a lockout the operator placed in Openfire is not lifted by the node's
 // The first-boot storm, opt-in on top of the opt-in suite (it takes minutes): run the binary with
 // the test spec "*,[storm]" so that it comes after the cases that configure Openfire.
 // EVPN_OPENFIRE_STORM_AGENTS (default 1000) real `evpn-agent enroll` processes, 32 at a time,
-// each counted once its certificate logged in to Openfire.
+// each counted once its certificate logged in to Openfire. EVPN_OPENFIRE_STORM_PROPERTIES tries
+// Openfire settings.
 TEST_CASE("the first-boot storm: every agent enrolls and logs in to Openfire", "[.][storm]") {
   auto& w = world();
   const char* count = std::getenv("EVPN_OPENFIRE_STORM_AGENTS");
   const int agents = count && *count ? std::stoi(count) : 1000;
   const int parallel = 32;
+  // "key=value;key=value": Openfire properties to try for the storm (set, then a restart).
+  if (const char* tuning = std::getenv("EVPN_OPENFIRE_STORM_PROPERTIES"); tuning && *tuning) {
+    std::istringstream in(tuning);
+    for (std::string pair; std::getline(in, pair, ';');)
+      if (const auto eq = pair.find('='); eq != std::string::npos) w.openfire.set_property(pair.substr(0, eq), pair.substr(eq + 1));
+    w.openfire.restart();
+  }
   const std::string token = w.token({"--uses", std::to_string(agents)});
   std::vector<double> seconds(static_cast<std::size_t>(agents), 0);
   std::vector<int> exits(static_cast<std::size_t>(agents), -1);

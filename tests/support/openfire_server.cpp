@@ -75,7 +75,7 @@ void OpenfireServer::write_config() const {
       << "  <plugin><restapi><enabled>true</enabled><httpAuth>secret</httpAuth><secret>" << o.secret
       << "</secret></restapi></plugin>\n"
       << "  <xmpp><socket><plain><port>" << c2s_port_ << "</port></plain></socket>\n"
-      << "    <server><socket><active>false</active></socket></server>\n"
+      << "    <server><socket><active>false</active><ssl><active>false</active></ssl></socket></server>\n"
       << "    <component><socket><active>false</active></socket><ssl><active>false</active></ssl></component>\n"
       << "    <multiplex><socket><active>false</active></socket></multiplex>\n"
       << "    <proxy><enabled>false</enabled></proxy></xmpp>\n"
