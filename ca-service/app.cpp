@@ -314,7 +314,8 @@ Result<void> server_cert(const ServerCertOptions& o) {
   if (o.pkcs12)
     std::cerr << "evpn-ca: wrote " << o.out << ".p12 (PKCS#12, alias " << o.names.front()
               << "). To make Openfire present it, on the Openfire host:\n"
-              << xmpp::keystore_commands(std::filesystem::absolute(o.out + ".p12"), o.names.front(), o.pkcs12_password)
+              << xmpp::keystore_commands(std::filesystem::absolute(o.out + ".p12"), o.names.front(), o.pkcs12_password,
+                                        o.openfire_home)
               << "  (or import " << o.out << ".crt and " << o.out
               << ".key in the admin console: TLS Certificates > identity store > import)\n";
   return {};

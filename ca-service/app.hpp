@@ -84,6 +84,7 @@ struct ServerCertOptions {
   std::string lifetime = "365d";
   bool pkcs12 = false;  // also PREFIX.p12 (for Openfire's keystore), encrypted with pkcs12_password
   std::string pkcs12_password = "changeit";
+  std::string openfire_home = "/usr/share/openfire";  // for the printed keytool commands
 };
 int run_server_cert(const ServerCertOptions& options);
 

@@ -123,6 +123,9 @@ int main(int argc, char** argv) {
                             "also write PREFIX.p12 for Openfire's keystore and print the keytool commands");
   server_cert_cmd->add_option("--pkcs12-password", server_cert.pkcs12_password, "password of PREFIX.p12")
       ->capture_default_str();
+  server_cert_cmd->add_option("--openfire-home", server_cert.openfire_home,
+                              "Openfire's installation directory, for the printed keytool commands")
+      ->capture_default_str();
 
   auto* openfire_cmd = app.add_subcommand("openfire", "prepare an Openfire server for certificate login");
   openfire_cmd->require_subcommand(1);

@@ -154,11 +154,15 @@ Result<OpenfireApi::Answer> OpenfireApi::call(const std::string& method, const s
                  "API at " +
                      where() + ")");
   } else if (response->status >= 300 && response->status < 400) {
-    // Without wildcard excludes the admin console's auth filter catches the plugin's URLs.
-    error =
-        fail(Errc::internal, "Openfire at " + where() + " redirected the REST API call to its admin login (HTTP " +
-                                 std::to_string(response->status) +
-                                 "): set adminConsole.access.allow-wildcards-in-excludes=true and restart Openfire");
+    // The admin console's auth filter catches the plugin's URLs until the plugin has registered
+    // its exclude (a starting Openfire answers so for seconds), and for good without wildcard
+    // excludes. Both are answered as unavailable: a node retries and keeps its token.
+    error = fail(Errc::unavailable,
+                 "Openfire at " + where() + " redirected the REST API call to its admin login (HTTP " +
+                     std::to_string(response->status) +
+                     "): either it is still starting and has not loaded the REST API plugin yet, or "
+                     "adminConsole.access.allow-wildcards-in-excludes is not true: set "
+                     "adminConsole.access.allow-wildcards-in-excludes=true and restart Openfire");
   } else if (response->status == 404 && !is_error_entity(json::parse(response->body, nullptr, false))) {
     // The plugin's own 404s carry its error entity; a bare one means there is no plugin here.
     error = fail(Errc::internal, "Openfire at " + where() + " has no REST API at " + path +

@@ -27,7 +27,8 @@ class OpenfireApi {
 
   // Sends one request to `path` (relative to the base URL, segments already encoded) with `body`
   // as JSON when it is not empty. Errc::unavailable when Openfire is unreachable or answers 5xx;
-  // Errc::internal with the fix on 401, 403 and a redirect to the admin login. Any other
+  // Errc::internal with the fix on 401 and 403; Errc::unavailable with the fix on a redirect to
+  // the admin login (also what a starting Openfire answers). Any other
   // status is an Answer for the caller to judge. Never puts the secret in a message or log.
   Result<Answer> call(const std::string& method, const std::string& path, const std::string& body = "") const;
 

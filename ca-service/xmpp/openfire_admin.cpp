@@ -60,12 +60,17 @@ Verdict judge_mechs(const Value& v) {
 }
 
 Verdict judge_mappers(const Value& v) {
+  // Our certificates carry CN=<username> and an xmppAddr. The CN mapper reads the CN on every
+  // Openfire and every Java. The SAN mapper alone (Openfire 5.1's default) finds nothing on
+  // Java 17, which hands Openfire the xmppAddr wrapped in one tag too many (JDK-8277976, fixed in
+  // Java 19), so the CN mapper must be on the list.
   const std::string both = san_mapper + "," + cn_mapper;
-  if (!v) return {true, "the default reads the xmppAddr SAN our certificates carry (then the CN before 5.1)", both};
-  if (lists(*v, san_mapper)) return {true, "the SAN mapper reads the xmppAddr our certificates carry", {}};
+  if (v && lists(*v, cn_mapper)) return {true, "the CN mapper reads the username our certificates carry as CN", {}};
   return {false,
-          "without " + san_mapper + " the xmppAddr in our certificates is ignored; set it to " + both +
-              " and restart Openfire",
+          std::string(v ? "" : "unset means SAN only on Openfire 5.1+; ") +
+              "without " + cn_mapper +
+              " nodes cannot log in where Openfire runs on Java 17, which hides the xmppAddr from the SAN mapper; "
+              "set it to " + both + " and restart Openfire",
           both};
 }
 

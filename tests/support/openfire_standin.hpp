@@ -7,7 +7,8 @@
 //  - 500 for adding a member to a missing group; 201 for a membership that exists;
 //  - 404 error entities {"exception","message","resource"} (UserNotFoundException, ...);
 //  - 401 for a wrong or missing secret (or basic credentials); 403 while plugin.restapi.enabled
-//    is false; a 302 to the admin login without adminConsole.access.allow-wildcards-in-excludes;
+//    is false; a 302 to the admin login without adminConsole.access.allow-wildcards-in-excludes
+//    (a real Openfire also answers so while it starts, until the plugin has loaded);
 //  - XML unless Accept asks for JSON; bodies only as JSON (other types: 415; the real plugin
 //    also reads XML, which our backend never sends); unknown JSON keys: 400;
 //  - GET /groups/{g} reports "shared", the list GET /groups always shared:false; a PUT replaces
