@@ -154,3 +154,13 @@ TEST_CASE("the none directory accepts every call without a server") {
   ok(directory->lift_lockout("node1"));
   ok(directory->delete_user("node1"));
 }
+
+TEST_CASE("the shipped ejabberd config refuses API calls without credentials, from loopback too") {
+  RunningEjabberd ejabberd;
+  net::HttpRequest request{"POST", net::join(ok(net::parse_url(ejabberd.server.api_url())), "register"),
+                           {{"Content-Type", "application/json"}},
+                           json{{"user", "intruder"}, {"host", domain}, {"password", "guessed"}}.dump()};
+  auto answer = ok(net::HttpClient(net::ClientTls{}).send(request));
+  INFO(answer.body);
+  CHECK(answer.status == 403);
+}
