@@ -106,10 +106,17 @@ Result<void> init(const InitOptions& o) {
       return fail(Errc::invalid_request, "--directory-auth must be secret or basic");
     if (o.directory_auth == "basic" && o.directory_user.empty())
       return fail(Errc::invalid_request, "--directory-auth basic needs --directory-user (an Openfire admin)");
-    if (o.directory_secret_file.empty() == o.directory_secret_env.empty())
-      return fail(Errc::invalid_request, "the openfire directory needs exactly one of --directory-secret-file and "
-                                         "--directory-secret-env (the REST API secret; for basic, the admin password)");
   }
+  if (o.directory == "ejabberd" && !xmpp::is_account_jid(o.directory_user))
+    return fail(Errc::invalid_request,
+                "the ejabberd directory needs --directory-user, the full JID of the ejabberd account evpn-ca calls "
+                "the API as (e.g. evpn-ca@" + o.xmpp_domain + "; create it with ejabberdctl register)");
+  if (o.directory != "none" && o.directory_secret_file.empty() == o.directory_secret_env.empty())
+    return fail(Errc::invalid_request,
+                "the " + o.directory + " directory needs exactly one of --directory-secret-file and "
+                "--directory-secret-env (" +
+                    (o.directory == "ejabberd" ? "the password of --directory-user"
+                                               : "the REST API secret; for basic, the admin password") + ")");
   config.listen = o.listen;
   config.key_type = o.key_type;
   config.hostnames = o.hostnames;

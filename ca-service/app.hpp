@@ -17,7 +17,7 @@ struct InitOptions {
   std::string directory_secret_file;
   std::string directory_secret_env;
   std::string directory_auth = "secret";  // openfire: "secret" or "basic"
-  std::string directory_user;             // openfire admin for "basic"
+  std::string directory_user;             // ejabberd: the API account's JID; openfire: admin for "basic"
   std::string key_type = "ec-p256";
   std::string listen = "127.0.0.1:8443";
   std::vector<std::string> hostnames;  // default: localhost, 127.0.0.1 and the listen host

@@ -20,8 +20,8 @@ struct DirectoryConfig {
   std::string type = "ejabberd";  // "ejabberd", "openfire" or "none"
   std::string url;                // e.g. http://127.0.0.1:5280/api
   std::string auth = "secret";    // Openfire: "secret" (shared secret) or "basic" (admin account)
-  std::string username;           // Openfire admin user for "basic"
-  std::string secret_file;        // file holding the API secret (basic: the admin password), if any
+  std::string username;           // ejabberd: the API account's JID; Openfire: the admin user for "basic"
+  std::string secret_file;        // file holding the API secret (basic, ejabberd: the password), if any
   std::string secret_env;         // environment variable holding it, if any
   std::string ca_file;            // PEM trust anchors for an https url ("" = system store)
   int timeout_ms = 5000;

@@ -31,13 +31,16 @@ int main(int argc, char** argv) {
                        "directory API URL [ejabberd: http://127.0.0.1:5280/api, openfire: "
                        "http://127.0.0.1:9090/plugins/restapi/v1]");
   init_cmd->add_option("--directory-secret-file", init.directory_secret_file,
-                       "file holding the directory API secret (openfire basic auth: the admin password)");
+                       "file holding the directory API secret (ejabberd, openfire basic auth: the password of "
+                       "--directory-user)");
   init_cmd->add_option("--directory-secret-env", init.directory_secret_env,
                        "environment variable holding it instead, read by `serve`");
   init_cmd->add_option("--directory-auth", init.directory_auth, "openfire REST API authentication")
       ->check(CLI::IsMember({"secret", "basic"}))
       ->capture_default_str();
-  init_cmd->add_option("--directory-user", init.directory_user, "openfire admin user for --directory-auth basic");
+  init_cmd->add_option("--directory-user", init.directory_user,
+                       "ejabberd: the full JID of the account evpn-ca calls the API as (e.g. evpn-ca@example.org); "
+                       "openfire: the admin user for --directory-auth basic");
   init_cmd->add_option("--key-type", init.key_type, "CA key type: ec-p256, rsa-2048 or rsa-3072")->capture_default_str();
   init_cmd->add_option("--listen", init.listen, "HOST:PORT that `serve` listens on")->capture_default_str();
   init_cmd->add_option("--hostname", init.hostnames,

@@ -26,8 +26,13 @@ Result<void> done(const Result<std::string>& answer) {
 
 }  // namespace
 
-EjabberdDirectory::EjabberdDirectory(net::Url api, net::HttpClient client, std::string domain)
-    : api_(std::move(api)), client_(std::move(client)), domain_(std::move(domain)) {}
+EjabberdDirectory::EjabberdDirectory(net::Url api, net::HttpClient client, std::string domain, std::string account,
+                                     std::string authorization)
+    : api_(std::move(api)),
+      client_(std::move(client)),
+      domain_(std::move(domain)),
+      account_(std::move(account)),
+      authorization_(std::move(authorization)) {}
 
 Result<void> EjabberdDirectory::ensure_group(const std::string& group) {
   // srg_create overwrites the group's options, so calling it again is harmless; "display" must
@@ -103,9 +108,12 @@ std::string EjabberdDirectory::revoked_membership(const std::string& username) c
 Result<void> EjabberdDirectory::ping() { return done(call("status", "{}")); }
 
 Result<std::string> EjabberdDirectory::call(const std::string& command, const std::string& json_body) {
-  net::HttpRequest request{"POST", net::join(api_, command), {{"Content-Type", "application/json"}}, json_body};
+  net::HttpRequest request{"POST",
+                           net::join(api_, command),
+                           {{"Content-Type", "application/json"}, {"Authorization", authorization_}},
+                           json_body};
   const std::string where = net::to_string(api_);
-  // Never log json_body: register carries a password.
+  // Never log json_body or the headers: register carries a password, Authorization the account's.
   spdlog::debug("ejabberd: POST {}", net::to_string(request.url));
   auto response = client_.send(request);
   if (!response) {
@@ -126,9 +134,19 @@ Result<std::string> EjabberdDirectory::call(const std::string& command, const st
   Error error;
   if (status >= 500)
     error = fail(Errc::unavailable, "ejabberd at " + where + " answered " + command + " with a server error " + http);
-  else if (status == 401 || status == 403 || status == 404)
-    error = fail(Errc::internal, "ejabberd refused " + command + " " + http +
-                                     "; check api_permissions and that mod_http_api and mod_admin_extra are enabled");
+  else if (status == 401)
+    error = fail(Errc::internal, "ejabberd refused " + command + " " + http + ": it did not accept " + account_ +
+                                     " and its password; check directory.username (the account's full JID), the "
+                                     "password in directory.secret_file / directory.secret_env, and that the account "
+                                     "exists (ejabberdctl register)");
+  else if (status == 403)
+    error = fail(Errc::internal, "ejabberd refused " + command + " " + http + ": " + account_ +
+                                     " may not call it; grant it in api_permissions (who: user: " + account_ +
+                                     ", what: every command deploy/ejabberd/ejabberd.yml.in lists)");
+  else if (status == 404)
+    error = fail(Errc::internal, "ejabberd refused " + command + " " + http + ": no such command at " + where +
+                                     "; check that directory.url ends in /api, api_permissions, and that "
+                                     "mod_http_api and mod_admin_extra are enabled");
   else
     error = fail(Errc::internal, "ejabberd rejected " + command + " " + http);
   spdlog::warn("{}", error.detail);

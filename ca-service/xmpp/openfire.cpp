@@ -1,60 +1,16 @@
 #include "ca-service/xmpp/openfire.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "common/crypto/certificate.hpp"
-#include "common/fs/atomic_file.hpp"
 #include "common/log.hpp"
 
 namespace evpn::ca::xmpp {
 namespace {
 
 using nlohmann::json;
-
-std::string trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  return std::string(text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1));
-}
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-Result<std::string> read_secret(const DirectoryConfig& c) {
-  if (!c.secret_file.empty() && !c.secret_env.empty())
-    return fail(Errc::invalid_request, "set only one of directory.secret_file and directory.secret_env");
-  std::string secret;
-  if (!c.secret_file.empty()) {
-    auto text = fs::read_file(c.secret_file, 4096);
-    if (!text) return with_context(text.error(), "directory.secret_file");
-    secret = trim(*text);
-    if (secret.empty()) return fail(Errc::invalid_request, "directory.secret_file " + c.secret_file + " is empty");
-  } else if (!c.secret_env.empty()) {
-    const char* value = std::getenv(c.secret_env.c_str());
-    secret = value ? trim(value) : "";
-    if (secret.empty())
-      return fail(Errc::invalid_request,
-                  "the environment variable " + c.secret_env + " named by directory.secret_env is not set or empty");
-  } else {
-    return fail(Errc::invalid_request,
-                "the openfire directory needs the REST API secret (for auth \"basic\": the admin password); set "
-                "directory.secret_file or directory.secret_env");
-  }
-  // A line break would end the Authorization header early and smuggle in another one.
-  if (secret.find_first_of("\r\n") != std::string::npos)
-    return fail(Errc::invalid_request, "the directory secret must be a single line");
-  return secret;
-}
 
 std::string field(const json& doc, const char* key) {
   auto it = doc.find(key);
@@ -107,13 +63,13 @@ Result<OpenfireApi> OpenfireApi::from_config(const DirectoryConfig& config) {
     return fail(Errc::invalid_request, "directory.auth must be \"secret\" or \"basic\", not '" + config.auth + "'");
   if (config.auth == "basic" && config.username.empty())
     return fail(Errc::invalid_request, "directory.auth \"basic\" needs directory.username (an Openfire admin)");
-  auto secret = read_secret(config);
+  auto secret = read_secret(config, "the REST API secret (for auth \"basic\": the admin password)");
   if (!secret) return secret.error();
 
   auto client = make_directory_client(config, *url);
   if (!client) return client.error();
   std::string authorization =
-      config.auth == "basic" ? "Basic " + base64(config.username + ":" + *secret) : std::move(*secret);
+      config.auth == "basic" ? basic_authorization(config.username, *secret) : std::move(*secret);
   OpenfireApi api(std::move(*url), std::move(*client), std::move(authorization));
   api.basic_ = config.auth == "basic";
   return api;

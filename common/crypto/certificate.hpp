@@ -55,6 +55,8 @@ Result<void> verify_chain(const Certificate& leaf, const std::vector<Certificate
 
 // Lower-case hex of bytes.
 std::string to_hex(std::string_view bytes);
+// Standard base64 of bytes, padded, on one line.
+std::string to_base64(std::string_view bytes);
 // SHA-256 of bytes (raw 32 bytes).
 std::string sha256(std::string_view bytes);
 // Cryptographically random bytes.

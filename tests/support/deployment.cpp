@@ -35,10 +35,14 @@ Deployment::Deployment(const std::string& prefix, const std::string& directory, 
       xmpp_({domain, temp_.path() / "xmpp.pem", ca_dir_ / "ca.crt", temp_.path() / "ejabberd"}),
       ca_port_(free_port_other_than(xmpp_.c2s_port())),
       ca_url_("https://127.0.0.1:" + std::to_string(ca_port_)) {
-  fingerprint_ = run_or_throw({EVPN_CA_BIN, "init", "--dir", ca_dir_, "--xmpp-domain", domain, "--xmpp-host",
-                               "127.0.0.1", "--xmpp-port", std::to_string(xmpp_.c2s_port()), "--directory", directory,
-                               "--directory-url", directory_url.empty() ? xmpp_.api_url() : directory_url,
-                               "--listen", "127.0.0.1:" + std::to_string(ca_port_)});
+  std::vector<std::string> init{EVPN_CA_BIN, "init", "--dir", ca_dir_, "--xmpp-domain", domain, "--xmpp-host",
+                                 "127.0.0.1", "--xmpp-port", std::to_string(xmpp_.c2s_port()), "--directory", directory,
+                                 "--directory-url", directory_url.empty() ? xmpp_.api_url() : directory_url,
+                                 "--listen", "127.0.0.1:" + std::to_string(ca_port_)};
+  if (directory == "ejabberd")
+    init.insert(init.end(), {"--directory-user", xmpp_.ca_account().jid, "--directory-secret-file",
+                             xmpp_.ca_account_secret_file()});
+  fingerprint_ = run_or_throw(init);
   evpn_ca({"server-cert", "--name", domain, "--name", "localhost", "--name", "127.0.0.1", "--out",
            temp_.path() / "xmpp"});
   xmpp_.start();

@@ -27,8 +27,8 @@ class Deployment {
  public:
   static constexpr const char* domain = "evpn.test";
 
-  // `directory` is the CA's --directory: "ejabberd" (provisioning the ejabberd below) or another
-  // backend given with `directory_url`. Starts ejabberd and `evpn-ca serve`.
+  // `directory` is the CA's --directory: "ejabberd" (provisioning the ejabberd below as its
+  // ca_account()) or another backend given with `directory_url`. Starts ejabberd and `evpn-ca serve`.
   explicit Deployment(const std::string& prefix = "evpn-it", const std::string& directory = "ejabberd",
                       const std::string& directory_url = "");
   Deployment(const Deployment&) = delete;

@@ -1,6 +1,9 @@
 #include "tests/support/ejabberd_server.hpp"
 
+#include "ca-service/xmpp/directory.hpp"
 #include "common/crypto/certificate.hpp"
+#include "common/fs/atomic_file.hpp"
+#include "common/net/https_client.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -16,6 +19,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr auto start_timeout = std::chrono::seconds(30);
+constexpr const char* register_account_script = EVPN_SOURCE_DIR "/deploy/ejabberd/register-account.script";
+
+std::string random_password() { return crypto::to_hex(crypto::random_bytes(16)); }
 
 bool holds_ejabberd(const fs::path& dir) {
   std::error_code ec;
@@ -57,9 +63,15 @@ std::string read_file(const fs::path& path) {
 }  // namespace
 
 EjabberdServer::EjabberdServer(Options options)
-    : options_(std::move(options)), c2s_port_(free_port()), http_port_(free_port()) {
+    : options_(std::move(options)),
+      c2s_port_(free_port()),
+      http_port_(free_port()),
+      ca_account_{"evpn-ca@" + options_.domain, random_password()},
+      harness_account_{"tests@" + options_.domain, random_password()} {
   if (c2s_port_ == http_port_) http_port_ = free_port();
 }
+
+fs::path EjabberdServer::ca_account_secret_file() const { return options_.state_dir / "ca-account.secret"; }
 
 EjabberdServer::~EjabberdServer() { stop(); }
 
@@ -77,9 +89,17 @@ void EjabberdServer::write_config() const {
                                     {"@SERVER_PEM@", o.server_pem.string()},
                                     {"@CA_FILE@", o.ca_file.string()},
                                     {"@C2S_PORT@", std::to_string(c2s_port_)},
-                                    {"@HTTP_PORT@", std::to_string(http_port_)}})
+                                    {"@HTTP_PORT@", std::to_string(http_port_)},
+                                    {"@ADMIN_JID@", ca_account_.jid}})
     for (auto at = text.find(name); at != std::string::npos; at = text.find(name, at + value.size()))
       text.replace(at, name.size(), value);
+  // The tests' own account, to look at what evpn-ca did; the CA's account keeps exactly the
+  // permissions that ship.
+  const std::string permissions = "\napi_permissions:\n";
+  const auto at = text.find(permissions);
+  if (at == std::string::npos) throw std::runtime_error("deploy/ejabberd/ejabberd.yml.in has no api_permissions");
+  text.insert(at + permissions.size(), "  \"tests: look at everything\":\n    from: [mod_http_api]\n    who:\n      user: \"" +
+                                           harness_account_.jid + "\"\n    what: \"*\"\n");
   std::ofstream yml(o.state_dir / "ejabberd.yml", std::ios::trunc);
   yml << text;
   if (!yml) throw std::runtime_error("cannot write " + (o.state_dir / "ejabberd.yml").string());
@@ -95,16 +115,24 @@ void EjabberdServer::start() {
   fs::create_directories(spool);
   fs::create_directories(logs);
   write_config();
+  if (auto written = evpn::fs::write_file_atomic(ca_account_secret_file(), ca_account_.password + "\n",
+                                           fs::perms::owner_read | fs::perms::owner_write);
+      !written)
+    throw std::runtime_error("cannot write " + ca_account_secret_file().string() + ": " + written.error().detail);
 
   // Started as the current user with no node name: no epmd, no distribution port, nothing
   // listening but the two loopback ports above. exec chains erl -> erlexec -> beam.smp, so the
-  // pid we hold is the VM itself.
+  // pid we hold is the VM itself. Without distribution ejabberdctl cannot register the CA's
+  // account, so the VM does it itself once ejabberd has started (-s returns only then).
   process_.emplace(
       std::vector<std::string>{"erl", "+K", "true", "+P", "250000", "-noinput", "-mnesia", "dir",
-                               "\"" + spool.string() + "\"", "-s", "ejabberd"},
+                               "\"" + spool.string() + "\"", "-s", "ejabberd", "-eval",
+                               std::string("{ok, _} = file:script(\"") + register_account_script + "\")."},
       logs / "stdout.log",
       Environment{{"EJABBERD_CONFIG_PATH", (options_.state_dir / "ejabberd.yml").string()},
                   {"EJABBERD_LOG_PATH", (logs / "ejabberd.log").string()},
+                  {"EVPN_EJABBERD_ACCOUNT", ca_account_.jid},
+                  {"EVPN_EJABBERD_ACCOUNT_SECRET_FILE", ca_account_secret_file().string()},
                   {"ERL_LIBS", ejabberd_erl_libs()},
                   {"ERL_CRASH_DUMP_BYTES", "0"}},
       spool);
@@ -117,15 +145,22 @@ void EjabberdServer::start() {
       throw std::runtime_error("ejabberd exited with code " + std::to_string(code) +
                                " while starting; its log:\n" + log_text());
     }
-    if (api("status").status == 200 && wait_for_port(c2s_port_, std::chrono::milliseconds(0))) {
+    if (api_as(ca_account_, "status").status == 200 && wait_for_port(c2s_port_, std::chrono::milliseconds(0))) {
+      const ApiAnswer harness = api_as(
+          ca_account_, "register",
+          {{"user", harness_account_.jid.substr(0, harness_account_.jid.find('@'))}, {"host", options_.domain},
+           {"password", harness_account_.password}});
       // The template's c2s access rule names this group (evpn-ca's revocation), and ejabberd
       // fails every session while it is missing. evpn-ca creates it at the first enrollment;
       // tests that log in without one need it as well.
       const ApiAnswer group = api("srg_create", {{"group", "_evpn-revoked"}, {"host", options_.domain},
                                                  {"label", "revoked"}, {"description", ""}, {"display", ""}});
-      if (group.status != 200) {
-        throw std::runtime_error("ejabberd srg_create _evpn-revoked answered " + std::to_string(group.status) +
-                                 ": " + group.body);
+      // 409 after a restart: the spool still holds the tests' account.
+      if ((harness.status != 200 && harness.status != 409) || group.status != 200) {
+        throw std::runtime_error("ejabberd register " + harness_account_.jid + " answered " +
+                                 std::to_string(harness.status) + ": " + harness.body +
+                                 "; srg_create _evpn-revoked answered " + std::to_string(group.status) + ": " +
+                                 group.body);
       }
       return;
     }
@@ -171,16 +206,20 @@ bool EjabberdServer::wait_for_log(const std::string& text, std::chrono::millisec
   return true;
 }
 
-EjabberdServer::ApiAnswer EjabberdServer::api(const std::string& command,
-                                              const nlohmann::json& args) const {
-  const RunResult r =
-      run({"curl", "-sS", "--noproxy", "*", "--max-time", "10", "-X", "POST", "-H",
-           "Content-Type: application/json", "--data-binary", args.dump(), "-w", "\n%{http_code}",
-           api_url() + "/" + command},
-          std::chrono::seconds(15));
-  const auto last_newline = r.out.rfind('\n');
-  if (r.exit_code != 0 || last_newline == std::string::npos) return {0, r.err};
-  return {std::atoi(r.out.c_str() + last_newline + 1), r.out.substr(0, last_newline)};
+EjabberdServer::ApiAnswer EjabberdServer::api(const std::string& command, const nlohmann::json& args) const {
+  return api_as(harness_account_, command, args);
+}
+
+EjabberdServer::ApiAnswer EjabberdServer::api_as(const std::optional<ApiAccount>& account, const std::string& command,
+                                                 const nlohmann::json& args) const {
+  auto url = net::parse_url(api_url());
+  if (!url) throw std::logic_error(url.error().detail);
+  net::HttpRequest request{"POST", net::join(*url, command), {{"Content-Type", "application/json"}}, args.dump()};
+  if (account)
+    request.headers.emplace_back("Authorization", ca::xmpp::basic_authorization(account->jid, account->password));
+  auto response = net::HttpClient(net::ClientTls{}, std::chrono::seconds(10)).send(request);
+  if (!response) return {0, response.error().detail};
+  return {response->status, std::move(response->body)};
 }
 
 void EjabberdServer::register_user(const std::string& user) const {

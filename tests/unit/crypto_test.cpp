@@ -758,6 +758,12 @@ TEST_CASE("sha256 and to_hex give the standard SHA-256 test vectors") {
   CHECK(to_hex("").empty());
 }
 
+TEST_CASE("to_base64 gives the RFC 4648 test vectors") {
+  for (const auto& [in, out] : {std::pair{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
+                                {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}})
+    CHECK(to_base64(in) == out);
+}
+
 TEST_CASE("equal_constant_time is true only for equal strings") {
   CHECK(equal_constant_time("token-hash", "token-hash"));
   CHECK(equal_constant_time("", ""));

@@ -460,14 +460,17 @@ TEST_CASE("serve reports an address it cannot bind as unavailable") {
 }
 
 TEST_CASE("the ejabberd directory maps ejabberd's answers to error codes, over https with its CA file") {
-  // A stand-in for mod_http_api that answers each command with the status under test.
+  // A stand-in for mod_http_api that answers each command with the status under test, once the
+  // request carries the account's basic credentials ("evpn-ca@evpn.test:s3cret").
   auto fake_ejabberd = [](const Request& request, const RequestContext&) {
     const std::map<std::string, http::status> answers = {{"/api/status", http::status::ok},
                                                          {"/api/register", http::status::conflict},
                                                          {"/api/srg_user_del", http::status::ok},
                                                          {"/api/srg_create", http::status::bad_gateway},
                                                          {"/api/srg_user_add", http::status::forbidden}};
-    Response response{answers.at(std::string(request.target())), request.version()};
+    const bool authenticated = request[http::field::authorization] == "Basic ZXZwbi1jYUBldnBuLnRlc3Q6czNjcmV0";
+    Response response{authenticated ? answers.at(std::string(request.target())) : http::status::unauthorized,
+                      request.version()};
     response.body() = "\"answer\"";
     return response;
   };
@@ -478,6 +481,9 @@ TEST_CASE("the ejabberd directory maps ejabberd's answers to error codes, over h
   config.url = net::to_string(server.url("127.0.0.1", "/api"));
   config.ca_file = (dir.path() / "root.crt").string();
   ok(fs::write_file_atomic(config.ca_file, pki.root_pem(), std::filesystem::perms::owner_read));
+  config.username = "evpn-ca@evpn.test";
+  config.secret_file = (dir.path() / "ejabberd.secret").string();
+  ok(fs::write_file_atomic(config.secret_file, "s3cret\n", std::filesystem::perms::owner_read));
   auto directory = ok(ca::xmpp::make_directory(config, "evpn.test"));
 
   ok(directory->ping());
@@ -487,5 +493,12 @@ TEST_CASE("the ejabberd directory maps ejabberd's answers to error codes, over h
   CHECK_THAT(down.detail, Catch::Contains("HTTP 502"));
   auto refused = error_of(directory->add_member("node1", "overlay1"));
   CHECK(refused.code == Errc::internal);
-  CHECK_THAT(refused.detail, Catch::Contains("ejabberd refused srg_user_add (HTTP 403)"));
+  CHECK_THAT(refused.detail, Catch::Contains("ejabberd refused srg_user_add (HTTP 403)") &&
+                                 Catch::Contains("evpn-ca@evpn.test may not call it; grant it in api_permissions"));
+
+  ok(fs::write_file_atomic(config.secret_file, "wrong\n", std::filesystem::perms::owner_read));
+  auto wrong = error_of(ok(ca::xmpp::make_directory(config, "evpn.test"))->ping());
+  CHECK(wrong.code == Errc::internal);
+  CHECK_THAT(wrong.detail, Catch::Contains("ejabberd refused status (HTTP 401)") &&
+                               Catch::Contains("check directory.username"));
 }
