@@ -41,27 +41,47 @@ wait_port() {  # wait_port PORT PID NAME LOG
   echo "$3 did not start listening on port $1:"; cat "$4"; exit 1
 }
 
-step "creating the CA (directory: ejabberd at 127.0.0.1:$api_port)"
+# The ejabberd account evpn-ca calls the HTTP API as; its password never leaves this file.
+account="evpn-ca@$domain"
+(umask 077 && openssl rand -hex 16 > "$work/ejabberd-account.secret")
+
+step "creating the CA (directory: ejabberd at 127.0.0.1:$api_port, as $account)"
 "$ca_bin" init --dir "$work/ca" --xmpp-domain "$domain" --xmpp-host 127.0.0.1 --xmpp-port "$c2s_port" \
-  --directory ejabberd --directory-url "http://127.0.0.1:$api_port/api" --listen "127.0.0.1:$ca_port" \
-  > "$work/fingerprint"
+  --directory ejabberd --directory-url "http://127.0.0.1:$api_port/api" \
+  --directory-user "$account" --directory-secret-file "$work/ejabberd-account.secret" \
+  --listen "127.0.0.1:$ca_port" > "$work/fingerprint"
 fingerprint=$(cat "$work/fingerprint")
 echo "root fingerprint: $fingerprint"
 "$ca_bin" server-cert --dir "$work/ca" --name "$domain" --name localhost --name 127.0.0.1 --out "$work/xmpp"
 
-step "starting ejabberd on 127.0.0.1:$c2s_port (SASL EXTERNAL only)"
+step "starting ejabberd on 127.0.0.1:$c2s_port (SASL EXTERNAL only; API for $account only)"
 mkdir -p "$work/ejabberd/spool" "$work/ejabberd/logs"
 sed -e "s|@DOMAIN@|$domain|g" -e "s|@SERVER_PEM@|$work/xmpp.pem|g" -e "s|@CA_FILE@|$work/ca/ca.crt|g" \
-    -e "s|@C2S_PORT@|$c2s_port|g" -e "s|@HTTP_PORT@|$api_port|g" \
+    -e "s|@C2S_PORT@|$c2s_port|g" -e "s|@HTTP_PORT@|$api_port|g" -e "s|@ADMIN_JID@|$account|g" \
     "$src/deploy/ejabberd/ejabberd.yml.in" > "$work/ejabberd/ejabberd.yml"
 erl_libs=$(dirname "$(dirname "$(dirname "$(ls -d /usr/lib/*/ejabberd-*/ebin/ejabberd.app | head -n1)")")")
+# Without Erlang distribution ejabberdctl cannot reach this ejabberd, so the VM registers the
+# account itself once ejabberd has started (a production server uses `ejabberdctl register`).
 ( cd "$work/ejabberd/spool" && EJABBERD_CONFIG_PATH="$work/ejabberd/ejabberd.yml" \
   EJABBERD_LOG_PATH="$work/ejabberd/logs/ejabberd.log" ERL_LIBS="$erl_libs" ERL_CRASH_DUMP_BYTES=0 \
-  exec erl +K true -noinput -mnesia dir "\"$work/ejabberd/spool\"" -s ejabberd ) \
+  EVPN_EJABBERD_ACCOUNT="$account" EVPN_EJABBERD_ACCOUNT_SECRET_FILE="$work/ejabberd-account.secret" \
+  exec erl +K true -noinput -mnesia dir "\"$work/ejabberd/spool\"" -s ejabberd \
+    -eval "{ok, _} = file:script(\"$src/deploy/ejabberd/register-account.script\")." ) \
   > "$work/ejabberd/logs/stdout.log" 2>&1 &
 pids+=($!)
 wait_port "$c2s_port" "$!" ejabberd "$work/ejabberd/logs/stdout.log"
-wait_port "$api_port" "${pids[-1]}" ejabberd "$work/ejabberd/logs/stdout.log"
+# The API answers once the account exists; curl reads the credentials from stdin, not argv.
+api() {  # api COMMAND JSON: prints the answer's body then its HTTP status
+  printf 'user = "%s:%s"\n' "$account" "$(cat "$work/ejabberd-account.secret")" |
+    curl -s -K - -w ' (HTTP %{http_code})' -X POST "http://127.0.0.1:$api_port/api/$1" \
+      -H 'Content-Type: application/json' -d "$2"
+}
+for try in $(seq 1 600); do
+  case $(api status '{}') in *"(HTTP 200)") break ;; esac
+  kill -0 "${pids[-1]}" 2>/dev/null || { echo "ejabberd exited while starting:"; cat "$work/ejabberd/logs/stdout.log"; exit 1; }
+  [ "$try" = 600 ] && { echo "ejabberd's API did not accept $account:"; cat "$work/ejabberd/logs/stdout.log"; exit 1; }
+  sleep 0.05
+done
 
 step "starting evpn-ca serve on https://127.0.0.1:$ca_port"
 "$ca_bin" serve --dir "$work/ca" 2> "$work/ca-serve.log" &
@@ -98,9 +118,14 @@ done
 step "what the servers saw"
 grep -o 'Accepted c2s EXTERNAL authentication for [^ ]*' "$work/ejabberd/logs/ejabberd.log" || true
 grep -o 'POST /v1/enroll .*' "$work/ca-serve.log" || true
-members=$(curl -s -X POST "http://127.0.0.1:$api_port/api/srg_get_members" -H 'Content-Type: application/json' \
-  -d "{\"group\":\"demo\",\"host\":\"$domain\"}")
-echo "shared roster group 'demo' members: $members"
+for n in 1 2 3; do
+  answer=$(api check_account "{\"user\":\"node$n\",\"host\":\"$domain\"}")
+  [ "$answer" = "0 (HTTP 200)" ] && echo "ejabberd account node$n@$domain exists" || echo "node$n@$domain: $answer"
+done
+echo "the API without credentials, from loopback: $(curl -s -o /dev/null -w 'HTTP %{http_code}' -X POST \
+  "http://127.0.0.1:$api_port/api/register" -H 'Content-Type: application/json' \
+  -d "{\"user\":\"intruder\",\"host\":\"$domain\",\"password\":\"x\"}") (refused)"
+echo "$account asking for a command evpn-ca does not use: $(api registered_users "{\"host\":\"$domain\"}")"
 
 step "a fourth enrollment with the used-up token is refused (exit code 3) and changes nothing"
 set +e

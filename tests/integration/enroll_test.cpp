@@ -4,6 +4,7 @@
 #include "agent/xmpp_login.hpp"
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/key.hpp"
+#include "common/net/https_client.hpp"
 #include "common/time.hpp"
 #include "tests/support/deployment.hpp"
 #include "tests/support/test_pki.hpp"
@@ -269,6 +270,72 @@ TEST_CASE("with ejabberd stopped the enrollment fails transiently and succeeds o
   CHECK_FALSE(fs::exists(pending_key));
   CHECK(ok(crypto::Certificate::from_pem(evpn::test::read_file(node.current() / "node.crt")))
             .matches(ok(crypto::Key::from_pem(key_pem))));
+}
+
+TEST_CASE("with a wrong ejabberd password the CA issues nothing, spends no token and says what to check") {
+  auto& w = world();
+  const std::string wrong = "wrong-" + crypto::to_hex(crypto::random_bytes(8));
+  const fs::path wrong_file = w.dir() / "wrong-ejabberd.secret";
+  write(wrong_file, wrong + "\n");
+  const fs::path config = w.ca_dir() / "config.json";
+  const std::string original = evpn::test::read_file(config);
+  json edited = json::parse(original);
+  edited["directory"]["secret_file"] = wrong_file.string();
+  const std::string token = w.token();
+  const TestNode node = w.node("node13");
+  write(node.config(), cfx_config);
+  {
+    // The other tests share this CA: the right password goes back whatever happens here.
+    struct Restore {
+      World& w;
+      const fs::path& config;
+      const std::string& original;
+      ~Restore() {
+        w.stop_ca();
+        write(config, original);
+        w.start_ca();
+      }
+    } restore{w, config, original};
+    w.stop_ca();
+    write(config, edited.dump(2));
+    w.start_ca();
+
+    const RunResult refused = w.enroll(node, token);
+    INFO("stdout: " << refused.out << "\nstderr: " << refused.err);
+    CHECK(refused.exit_code != 0);
+    CHECK_FALSE(fs::exists(node.current()));
+    CHECK(evpn::test::read_file(node.config()) == cfx_config);
+
+    evpn::net::ClientTls tls;
+    tls.ca_pem = evpn::test::read_file(w.ca_dir() / "ca.crt");
+    const auto health = ok(evpn::net::HttpClient(tls).send(
+        {"GET", ok(evpn::net::parse_url(w.ca_url() + "/healthz")), {}, ""}));
+    CHECK(health.status == 503);
+    CHECK_THAT(health.body, Contains("HTTP 401") && Contains("directory.secret_file"));
+
+    const std::string log = evpn::test::read_file(w.serve_log());
+    CHECK_THAT(log, Contains("it did not accept evpn-ca@evpn.test and its password; check directory.username"));
+    for (const std::string& text : {refused.out, refused.err, health.body, log}) CHECK_THAT(text, !Contains(wrong));
+  }
+  require_enrolled(w.enroll(node, token));
+}
+
+TEST_CASE("evpn-ca init --directory ejabberd needs the API account's JID and its password") {
+  auto& w = world();
+  const Argv init{EVPN_CA_BIN, "init", "--dir", (w.dir() / "ca-refused").string(), "--xmpp-domain", domain,
+                  "--directory", "ejabberd", "--directory-secret-env", "EJABBERD_PASSWORD"};
+
+  const RunResult no_user = evpn::test::run(init);
+  CHECK(no_user.exit_code == 1);
+  CHECK_THAT(no_user.err, Contains("--directory-user") && Contains("evpn-ca@evpn.test"));
+  const RunResult bare_user = evpn::test::run(with(init, "--directory-user", "evpn-ca"));
+  CHECK(bare_user.exit_code == 1);
+  CHECK_THAT(bare_user.err, Contains("full JID"));
+  const RunResult no_secret =
+      evpn::test::run(without(with(init, "--directory-user", "evpn-ca@evpn.test"), "--directory-secret-env"));
+  CHECK(no_secret.exit_code == 1);
+  CHECK_THAT(no_secret.err, Contains("--directory-secret-file") && Contains("the password of --directory-user"));
+  CHECK_FALSE(fs::exists(w.dir() / "ca-refused" / "ca.key"));
 }
 
 TEST_CASE("an enrollment whose answer was lost is answered again when the agent retries") {
