@@ -259,7 +259,7 @@ TEST_CASE("the ejabberd directory with a wrong password is a configuration error
 
   for (const auto& [name, result] : {std::pair{"ping", directory->ping()},
                                      std::pair{"ensure_group", directory->ensure_group("overlay1")},
-                                     std::pair{"ensure_user", directory->ensure_user("node1")}}) {
+                                     std::pair{"create_user", directory->create_user("node1")}}) {
     INFO(name);
     auto error = error_of(result);
     CHECK(error.code == Errc::internal);
