@@ -1,6 +1,7 @@
 #pragma once
 // Openfire through the REST API plugin (/plugins/restapi/v1): shared-secret or HTTP basic
-// authentication, JSON only, path segments URL-encoded. Facts and quirks: reference/openfire.md.
+// authentication, JSON only, path segments URL-encoded. The operator's path and the quirks checked
+// against Openfire 5.1.1: deploy/openfire/README.md.
 
 #include <string>
 #include <string_view>

@@ -1,7 +1,8 @@
 #pragma once
 // A stand-in for Openfire's REST API plugin (/plugins/restapi/v1) on 127.0.0.1 over plain HTTP,
-// because Openfire cannot run on these machines. It follows the plugin's documented behaviour
-// (reference/openfire.md §2, §5), quirks included:
+// because Openfire cannot be installed from a package registry for CI. It follows the plugin's documented behaviour
+// (checked against Openfire 5.1.1 and the REST API plugin 1.12.0, see deploy/openfire/README.md),
+// quirks included:
 //  - 201 with an empty body on creates; 409 on a duplicate user or group;
 //  - 500 (servlet body) for a group created without "members"/"admins", also when it is a duplicate;
 //  - 500 for adding a member to a missing group; 201 for a membership that exists;
