@@ -27,6 +27,7 @@ using evpn::test::BackgroundProcess;
 using evpn::test::OpenfireServer;
 using evpn::test::RunResult;
 using evpn::test::TempDir;
+using evpn::test::eventually;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -55,16 +56,6 @@ std::string random_secret() {
     hex += digits[byte & 0xF];
   }
   return hex;
-}
-
-template <class Condition>
-bool eventually(Condition done, std::chrono::seconds limit, std::chrono::milliseconds step = std::chrono::milliseconds(200)) {
-  const auto deadline = Clock::now() + limit;
-  while (!done()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(step);
-  }
-  return true;
 }
 
 // The lines of `text` that start (after blanks) with `prefix`, without the blanks.

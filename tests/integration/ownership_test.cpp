@@ -10,12 +10,12 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <thread>
 
 using Catch::Matchers::Contains;
 using evpn::test::Deployment;
 using evpn::test::RunResult;
 using evpn::test::TestNode;
+using evpn::test::eventually;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -107,16 +107,6 @@ void lock_out_by_hand(const std::string& username) {
   const auto answer = world().deployment.xmpp().api(
       "srg_user_add", {{"user", username}, {"host", domain()}, {"group", "_evpn-revoked"}, {"grouphost", domain()}});
   REQUIRE(answer.status == 200);
-}
-
-template <class Condition>
-bool eventually(Condition done, std::chrono::seconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-  return true;
 }
 
 }  // namespace

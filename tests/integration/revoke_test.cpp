@@ -24,6 +24,7 @@ using evpn::test::BackgroundProcess;
 using evpn::test::Deployment;
 using evpn::test::RunResult;
 using evpn::test::TestNode;
+using evpn::test::eventually;
 using evpn::test::read_file;
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -96,17 +97,6 @@ RunResult revoke_command(const Argv& options) {
   Argv args{"revoke", "--dir", world().deployment.ca_dir().string()};
   args.insert(args.end(), options.begin(), options.end());
   return evpn_ca(args);
-}
-
-// Polls `done` every 200 ms until it holds or `limit` has passed.
-template <class Condition>
-bool eventually(Condition done, std::chrono::seconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return true;
 }
 
 bool connected(const std::string& full_jid) {

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -57,6 +58,10 @@ class BackgroundProcess {
 
 // A loopback TCP port that was free a moment ago (bind 127.0.0.1:0, read it, close).
 std::uint16_t free_port();
+
+// Polls `condition` every `step`; true once it holds, false when `timeout` passes first.
+bool eventually(const std::function<bool()>& condition, std::chrono::seconds timeout,
+                std::chrono::milliseconds step = std::chrono::milliseconds(200));
 
 // True once something accepts TCP connections on 127.0.0.1:port, false after `timeout`.
 bool wait_for_port(std::uint16_t port, std::chrono::milliseconds timeout);

@@ -25,14 +25,6 @@ pid_t child_named(pid_t parent, const std::string& comm) {
 
 }  // namespace
 
-bool eventually(const std::function<bool()>& condition, std::chrono::seconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (condition()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-}
 
 BootedContainer::BootedContainer(const fs::path& root, const fs::path& log) : log_(log) {
   // --register=no: the host has no systemd-machined (nor a system bus) to register with;

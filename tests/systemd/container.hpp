@@ -39,7 +39,5 @@ class BootedContainer {
   pid_t init_ = -1;
 };
 
-// Polls `condition` every 200 ms; true once it holds, false when `timeout` passes first.
-bool eventually(const std::function<bool()>& condition, std::chrono::seconds timeout);
 
 }  // namespace evpn::test
