@@ -1,25 +1,17 @@
 #include "ca-service/app.hpp"
 
-#include "ca-service/api/routes.hpp"
-#include "ca-service/api/server.hpp"
-#include "ca-service/authority/authority.hpp"
 #include "ca-service/config.hpp"
 #include "ca-service/enrollment/tokens.hpp"
 #include "ca-service/signing/signer.hpp"
-#include "ca-service/store/store.hpp"
-#include "ca-service/xmpp/directory.hpp"
+#include "ca-service/lists.hpp"
+#include "ca-service/service.hpp"
 #include "ca-service/xmpp/openfire_admin.hpp"
 #include "common/fs/atomic_file.hpp"
-#include "common/log.hpp"
 #include "common/net/url.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include <condition_variable>
 #include <iostream>
-#include <mutex>
-#include <stop_token>
-#include <thread>
 
 namespace evpn::ca {
 
@@ -29,25 +21,11 @@ using std::filesystem::perms;
 constexpr auto private_file = perms::owner_read | perms::owner_write;
 constexpr auto public_file = perms::owner_read | perms::owner_write | perms::group_read | perms::others_read;
 constexpr std::chrono::seconds tls_lifetime{825LL * 86400};
-constexpr std::chrono::seconds maintenance_interval{30};
 using nlohmann::json;
 
 int report(const Error& e) {
   std::cerr << "evpn-ca: " << e.detail << "\n";
   return 1;
-}
-
-// The CA key and root of an initialised directory.
-Result<signing::Signer> load_signer(const CaPaths& paths) {
-  auto key_pem = fs::read_file(paths.ca_key());
-  if (!key_pem) return with_context(key_pem.error(), "run `evpn-ca init --dir " + paths.dir.string() + "` first");
-  auto key = crypto::Key::from_pem(*key_pem);
-  if (!key) return with_context(key.error(), paths.ca_key().string());
-  auto cert_pem = fs::read_file(paths.ca_cert());
-  if (!cert_pem) return cert_pem.error();
-  auto root = crypto::Certificate::from_pem(*cert_pem);
-  if (!root) return with_context(root.error(), paths.ca_cert().string());
-  return signing::Signer(std::move(*key), std::move(*root));
 }
 
 // Issues a key and server certificate for `names` and writes PREFIX.crt, PREFIX.key, PREFIX.pem,
@@ -68,13 +46,6 @@ Result<void> write_server_pair(const signing::Signer& signer, const std::vector<
   auto p12 = xmpp::make_pkcs12(*key, *cert, signer.root(), names.front(), *pkcs12_password);
   if (!p12) return p12.error();
   return fs::write_file_atomic(with_suffix(".p12"), *p12, private_file);
-}
-
-Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& listen) {
-  auto url = net::parse_url("https://" + listen);
-  if (!url || listen.find(':') == std::string::npos)
-    return fail(Errc::invalid_request, "--listen must be HOST:PORT, e.g. 127.0.0.1:8443, not '" + listen + "'");
-  return std::pair{url->host, url->port};
 }
 
 Result<void> init(const InitOptions& o) {
@@ -122,8 +93,8 @@ Result<void> init(const InitOptions& o) {
   config.hostnames = o.hostnames;
   if (config.hostnames.empty()) {
     config.hostnames = {"localhost", "127.0.0.1"};
-    if (listen->first != "localhost" && listen->first != "127.0.0.1" && listen->first != "0.0.0.0")
-      config.hostnames.insert(config.hostnames.begin(), listen->first);
+    if (listen->host != "localhost" && listen->host != "127.0.0.1" && listen->host != "0.0.0.0")
+      config.hostnames.insert(config.hostnames.begin(), listen->host);
   }
   if (config.directory.type != "none") {
     if (auto url = net::parse_url(config.directory.url); !url) return with_context(url.error(), "--directory-url");
@@ -149,104 +120,10 @@ Result<void> init(const InitOptions& o) {
   std::filesystem::permissions(paths.store(), private_file, ec);
 
   std::cerr << "evpn-ca: initialised " << paths.dir.string() << " for XMPP domain " << o.xmpp_domain
-            << "; give nodes the CA URL https://" << config.hostnames.front() << ":" << listen->second
+            << "; give nodes the CA URL https://" << config.hostnames.front() << ":" << listen->port
             << " and this root fingerprint:\n";
   std::cout << signer.root().fingerprint_sha256() << "\n";
   return {};
-}
-
-// The parts of an initialised CA directory that `serve` and `revoke` work with.
-struct Service {
-  CaConfig config;
-  signing::Signer signer;
-  store::Store store;
-  std::unique_ptr<xmpp::Directory> directory;
-  authority::Authority authority{store, signer, *directory, config.xmpp, config.reserved_usernames};
-};
-
-Result<std::unique_ptr<Service>> open_service(const CaPaths& paths) {
-  auto config = load_config(paths.config());
-  if (!config) return config.error();
-  auto signer = load_signer(paths);
-  if (!signer) return signer.error();
-  auto store = store::Store::open(paths.store());
-  if (!store) return store.error();
-  auto directory = xmpp::make_directory(config->directory, config->xmpp.domain);
-  if (!directory) return directory.error();
-  return std::make_unique<Service>(std::move(*config), std::move(*signer), std::move(*store), std::move(*directory));
-}
-
-// The store of an initialised CA directory; unlike Store::open, never creates one.
-Result<store::Store> open_store(const CaPaths& paths) {
-  if (!std::filesystem::exists(paths.store()))
-    return fail(Errc::not_found,
-                paths.store().string() + " does not exist: is --dir a CA directory made by `evpn-ca init`?");
-  return store::Store::open(paths.store());
-}
-
-Result<void> write_crl(authority::Authority& authority, const CaPaths& paths) {
-  auto der = authority.crl(now_seconds());
-  if (!der) return der.error();
-  return fs::write_file_atomic(paths.crl(), *der, public_file);
-}
-
-// What `serve` does every maintenance_interval, besides probing the store and directory for
-// /healthz: enforces the lockout of every revoked node (the queued ones and those done before),
-// and rewrites DIR/crl.der once a day so that its nextUpdate (at least half a week on) never
-// passes while it runs.
-void maintain(authority::Authority& authority, const CaPaths& paths) {
-  if (auto failed = authority.enforce_lockouts(now_seconds()); !failed)
-    spdlog::warn("cannot enforce the directory lockouts: {}", failed.error().detail);
-  std::error_code ec;
-  const auto written = std::filesystem::last_write_time(paths.crl(), ec);
-  if (!ec && std::filesystem::file_time_type::clock::now() - written < std::chrono::hours(24)) return;
-  if (auto r = write_crl(authority, paths); !r)
-    spdlog::warn("cannot write {}: {}", paths.crl().string(), r.error().detail);
-}
-
-Result<void> serve(const ServeOptions& o) {
-  const CaPaths paths{o.dir};
-  auto service = open_service(paths);
-  if (!service) return service.error();
-  Service& ca = **service;
-  auto listen = parse_listen(ca.config.listen);
-  if (!listen) return listen.error();
-  auto tls_cert = fs::read_file(paths.tls_cert());
-  if (!tls_cert) return tls_cert.error();
-  auto tls_key = fs::read_file(paths.tls_key());
-  if (!tls_key) return tls_key.error();
-
-  api::Routes routes(ca.authority, ca.config.rate_limits);
-  api::ServerOptions server;
-  server.host = listen->first;
-  server.port = listen->second;
-  server.cert_chain_pem = std::move(*tls_cert);
-  server.key_pem = std::move(*tls_key);
-  server.client_ca_pem = ca.signer.root().to_pem();
-  server.max_connections = ca.config.max_connections;
-  server.max_connections_per_address = ca.config.max_connections_per_address;
-  // More workers than cores: a worker waits on the XMPP directory (tens of milliseconds per
-  // enrollment) and for its batch's commit, and only waiting writers can share a commit.
-  server.worker_threads = std::max(16u, 4 * std::thread::hardware_concurrency());
-  spdlog::info("CA root fingerprint {}; XMPP domain {}; directory {}", ca.signer.root().fingerprint_sha256(),
-               ca.config.xmpp.domain, ca.config.directory.type);
-  // Before the port opens, so that /healthz never answers without a probe.
-  routes.probe_health();
-  // A thread of its own rather than the request workers: a directory that is down makes each
-  // lockout attempt wait for its full timeout. Stopped and joined when serve returns.
-  std::jthread maintenance([&ca, &paths, &routes](std::stop_token stop) {
-    std::mutex mutex;
-    std::condition_variable_any stopped;
-    std::unique_lock lock(mutex);
-    for (;;) {
-      maintain(ca.authority, paths);
-      if (stopped.wait_for(lock, stop, maintenance_interval, [&stop] { return stop.stop_requested(); })) return;
-      routes.probe_health();
-    }
-  });
-  return api::serve(server, [&](const api::Request& req, const api::RequestContext& ctx) {
-    return routes.handle(req, ctx);
-  });
 }
 
 Result<void> fingerprint(const FingerprintOptions& o) {
@@ -330,14 +207,14 @@ Result<void> server_cert(const ServerCertOptions& o) {
 
 Result<void> revoke(const RevokeOptions& o) {
   const CaPaths paths{o.dir};
-  auto service = open_service(paths);
+  auto service = Service::open(paths);
   if (!service) return service.error();
   Service& ca = **service;
-  auto revoked = ca.authority.revoke({o.username, o.serial, o.reason}, now_seconds());
+  auto revoked = ca.authority().revoke({o.username, o.serial, o.reason}, now_seconds());
   if (!revoked) return revoked.error();
   const auto& r = revoked->revocation;
   std::cerr << "evpn-ca: revoked certificate " << r.serial << " of " << r.username << " (" << r.reason << ")\n";
-  if (auto written = write_crl(ca.authority, paths); !written)
+  if (auto written = ca.write_crl(); !written)
     return with_context(written.error(), "the revocation is recorded but " + paths.crl().string() + " was not written");
   std::cerr << "evpn-ca: wrote " << paths.crl().string() << "\n";
   if (!r.lockout_queued)
@@ -349,7 +226,7 @@ Result<void> revoke(const RevokeOptions& o) {
     std::cerr << "evpn-ca: WARNING: " << r.username << " is not locked out in the XMPP directory yet ("
               << revoked->lockout_error->detail << "); the lockout stays queued, `evpn-ca serve` retries it every "
               << maintenance_interval.count() << " s and `evpn-ca nodes` shows it as pending\n";
-  else if (ca.config.directory.type == "none")
+  else if (ca.config().directory.type == "none")
     std::cerr << "evpn-ca: no XMPP directory is configured (type none): lock " << r.username
               << " out on the XMPP server yourself\n";
   else
@@ -358,121 +235,11 @@ Result<void> revoke(const RevokeOptions& o) {
   return {};
 }
 
-// Prints `rows` as left-aligned columns; the first row is the header.
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()));
-    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i)
-      line += i + 1 < row.size() ? row[i] + std::string(widths[i] - row[i].size() + 2, ' ') : row[i];
-    std::cout << line << "\n";
-  }
-}
-
-// What the list commands print: `out` with --json, else `rows` as a table.
-void print_list(const ListOptions& o, const json& out, const std::vector<std::vector<std::string>>& rows) {
-  if (o.json)
-    std::cout << out.dump(2) << "\n";
-  else
-    print_table(rows);
-}
-
-std::string or_dash(const std::string& text) { return text.empty() ? "-" : text; }
-
-Result<void> nodes(const ListOptions& o) {
-  auto store = open_store(CaPaths{o.dir});
-  if (!store) return store.error();
-  auto nodes = store->list_nodes();
-  if (!nodes) return nodes.error();
-  const auto now = now_seconds();
-  json out = json::array();
-  std::vector<std::vector<std::string>> rows{{"USERNAME", "GROUP", "OVERLAY", "SERIAL", "NOT AFTER", "STATE"}};
-  for (const auto& n : *nodes) {
-    const std::string state = authority::node_state(n, now);
-    json entry{{"username", n.username},
-               {"group", n.group},
-               {"overlay", n.overlay},
-               {"serial", n.current_serial},
-               {"not_before", to_rfc3339(n.not_before)},
-               {"not_after", to_rfc3339(n.not_after)},
-               {"state", state},
-               {"directory_step_pending", n.pending_lockout.has_value()}};
-    std::string shown = state;
-    if (n.revoked_at) {
-      entry["revoked_at"] = to_rfc3339(*n.revoked_at);
-      entry["revocation_reason"] = n.revocation_reason;
-    }
-    if (n.pending_lockout) {
-      entry["directory_error"] = n.pending_lockout->last_error;
-      shown += ", directory step pending" +
-               (n.pending_lockout->last_error.empty() ? "" : " (" + n.pending_lockout->last_error + ")");
-    }
-    out.push_back(std::move(entry));
-    rows.push_back({n.username, n.group, n.overlay, n.current_serial, to_rfc3339(n.not_after), shown});
-  }
-  print_list(o, out, rows);
-  return {};
-}
-
-Result<void> token_list(const ListOptions& o) {
-  auto store = open_store(CaPaths{o.dir});
-  if (!store) return store.error();
-  auto tokens = store->list_tokens();
-  if (!tokens) return tokens.error();
-  const auto now = now_seconds();
-  json out = json::array();
-  std::vector<std::vector<std::string>> rows{{"ID", "GROUP", "USERNAME", "USES LEFT", "EXPIRES", "CREATED", "STATE"}};
-  // The secret's hash stays in the store: it is all an attacker would need to test guesses offline.
-  for (const auto& t : *tokens) {
-    const std::string state = t.revoked_at        ? "revoked"
-                              : t.expires_at <= now ? "expired"
-                              : t.uses_left <= 0    ? "used up"
-                                                    : "active";
-    out.push_back({{"id", t.id},
-                   {"group", t.group},
-                   {"username", t.username ? json(*t.username) : json(nullptr)},
-                   {"uses_left", t.uses_left},
-                   {"expires_at", to_rfc3339(t.expires_at)},
-                   {"created_at", to_rfc3339(t.created_at)},
-                   {"revoked_at", t.revoked_at ? json(to_rfc3339(*t.revoked_at)) : json(nullptr)},
-                   {"state", state}});
-    rows.push_back({t.id, t.group, t.username.value_or("(any)"), std::to_string(t.uses_left),
-                    to_rfc3339(t.expires_at), to_rfc3339(t.created_at), state});
-  }
-  print_list(o, out, rows);
-  return {};
-}
-
 Result<void> token_revoke(const TokenRevokeOptions& o) {
   auto store = open_store(CaPaths{o.dir});
   if (!store) return store.error();
   if (auto r = store->revoke_token(o.id, now_seconds()); !r) return r;
   std::cerr << "evpn-ca: token " << o.id << " revoked: enrollments with it are refused\n";
-  return {};
-}
-
-Result<void> audit(const ListOptions& o) {
-  auto store = open_store(CaPaths{o.dir});
-  if (!store) return store.error();
-  auto entries = store->list_audit();
-  if (!entries) return entries.error();
-  json out = json::array();
-  std::vector<std::vector<std::string>> rows{{"TIME", "ACTION", "USERNAME", "SERIAL", "TOKEN", "DETAIL"}};
-  for (const auto& e : *entries) {
-    out.push_back({{"at", to_rfc3339(e.at)},
-                   {"action", e.action},
-                   {"username", e.username},
-                   {"serial", e.serial},
-                   {"token_id", e.token_id},
-                   {"detail", e.detail}});
-    rows.push_back(
-        {to_rfc3339(e.at), e.action, or_dash(e.username), or_dash(e.serial), or_dash(e.token_id), e.detail});
-  }
-  print_list(o, out, rows);
   return {};
 }
 
@@ -518,10 +285,10 @@ int run_group_add(const GroupAddOptions& o) { return run(group_add, o); }
 int run_token_create(const TokenCreateOptions& o) { return run(token_create, o); }
 int run_server_cert(const ServerCertOptions& o) { return run(server_cert, o); }
 int run_revoke(const RevokeOptions& o) { return run(revoke, o); }
-int run_nodes(const ListOptions& o) { return run(nodes, o); }
-int run_token_list(const ListOptions& o) { return run(token_list, o); }
+int run_nodes(const ListOptions& o) { return run(list_nodes, o); }
+int run_token_list(const ListOptions& o) { return run(list_tokens, o); }
 int run_token_revoke(const TokenRevokeOptions& o) { return run(token_revoke, o); }
-int run_audit(const ListOptions& o) { return run(audit, o); }
+int run_audit(const ListOptions& o) { return run(list_audit, o); }
 int run_openfire_setup(const OpenfireOptions& o) { return run(openfire_setup, o); }
 int run_openfire_check(const OpenfireOptions& o) {
   auto all_ok = openfire_check(o);

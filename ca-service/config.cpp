@@ -1,6 +1,7 @@
 #include "ca-service/config.hpp"
 
 #include "common/fs/atomic_file.hpp"
+#include "common/net/url.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -31,6 +32,13 @@ Result<void> read(const ordered_json& object, const char* section, const char* k
 }
 
 }  // namespace
+
+Result<ListenAddress> parse_listen(const std::string& listen) {
+  auto url = net::parse_url("https://" + listen);
+  if (!url || listen.find(':') == std::string::npos)
+    return fail(Errc::invalid_request, "--listen must be HOST:PORT, e.g. 127.0.0.1:8443, not '" + listen + "'");
+  return ListenAddress{url->host, url->port};
+}
 
 Result<CaConfig> load_config(const std::filesystem::path& file) {
   auto text = fs::read_file(file);

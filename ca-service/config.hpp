@@ -56,6 +56,14 @@ struct CaConfig {
   std::vector<std::string> reserved_usernames = default_reserved_usernames;
 };
 
+// Where `serve` listens ("listen" in config.json, `init --listen`).
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 0;
+};
+// HOST:PORT, e.g. 127.0.0.1:8443; Errc::invalid_request otherwise.
+Result<ListenAddress> parse_listen(const std::string& listen);
+
 // Errc::invalid_request naming the bad key, or Errc::not_found / Errc::io.
 Result<CaConfig> load_config(const std::filesystem::path& file);
 Result<void> save_config(const std::filesystem::path& file, const CaConfig& config);
