@@ -52,52 +52,36 @@ Result<void> init(const InitOptions& o) {
   const CaPaths paths{o.dir};
   if (std::filesystem::exists(paths.ca_key()))
     return fail(Errc::conflict, paths.dir.string() + " already holds a CA; choose another --dir");
-  auto key_type = crypto::parse_key_type(o.key_type);
-  if (!key_type) return key_type.error();
-  if (o.directory != "ejabberd" && o.directory != "openfire" && o.directory != "none")
-    return fail(Errc::invalid_request, "--directory must be ejabberd, openfire or none");
+  const auto directory = parse_directory_type(o.directory);
+  if (!directory) return fail(Errc::invalid_request, "--directory must be ejabberd, openfire or none");
+  const auto auth = parse_directory_auth(o.directory_auth);
+  if (!auth) return fail(Errc::invalid_request, "--directory-auth must be secret or basic");
   if (o.xmpp_port <= 0 || o.xmpp_port > 65535) return fail(Errc::invalid_request, "--xmpp-port must be 1-65535");
-  auto listen = parse_listen(o.listen);
-  if (!listen) return listen.error();
 
   CaConfig config;
   config.xmpp = {o.xmpp_domain, o.xmpp_host.empty() ? o.xmpp_domain : o.xmpp_host,
                  static_cast<std::uint16_t>(o.xmpp_port)};
-  config.directory.type = o.directory;
-  config.directory.url = o.directory == "none"       ? ""
-                         : !o.directory_url.empty()  ? o.directory_url
-                         : o.directory == "openfire" ? "http://127.0.0.1:9090/plugins/restapi/v1"
-                                                     : "http://127.0.0.1:5280/api";
+  config.directory.type = *directory;
+  config.directory.url = *directory == DirectoryType::none     ? ""
+                         : !o.directory_url.empty()            ? o.directory_url
+                         : *directory == DirectoryType::openfire ? "http://127.0.0.1:9090/plugins/restapi/v1"
+                                                                 : "http://127.0.0.1:5280/api";
   config.directory.secret_file = o.directory_secret_file;
   config.directory.secret_env = o.directory_secret_env;
-  config.directory.auth = o.directory_auth;
+  config.directory.auth = *auth;
   config.directory.username = o.directory_user;
-  if (o.directory == "openfire") {
-    if (o.directory_auth != "secret" && o.directory_auth != "basic")
-      return fail(Errc::invalid_request, "--directory-auth must be secret or basic");
-    if (o.directory_auth == "basic" && o.directory_user.empty())
-      return fail(Errc::invalid_request, "--directory-auth basic needs --directory-user (an Openfire admin)");
-  }
-  if (o.directory == "ejabberd" && !xmpp::is_account_jid(o.directory_user))
-    return fail(Errc::invalid_request,
-                "the ejabberd directory needs --directory-user, the full JID of the ejabberd account evpn-ca calls "
-                "the API as (e.g. evpn-ca@" + o.xmpp_domain + "; create it with ejabberdctl register)");
-  if (o.directory != "none" && o.directory_secret_file.empty() == o.directory_secret_env.empty())
-    return fail(Errc::invalid_request,
-                "the " + o.directory + " directory needs exactly one of --directory-secret-file and "
-                "--directory-secret-env (" +
-                    (o.directory == "ejabberd" ? "the password of --directory-user"
-                                               : "the REST API secret; for basic, the admin password") + ")");
   config.listen = o.listen;
   config.key_type = o.key_type;
+  if (auto valid = validate_config(config); !valid) return valid;
+  auto key_type = crypto::parse_key_type(config.key_type);
+  if (!key_type) return key_type.error();
+  auto listen = parse_listen(config.listen);
+  if (!listen) return listen.error();
   config.hostnames = o.hostnames;
   if (config.hostnames.empty()) {
     config.hostnames = {"localhost", "127.0.0.1"};
     if (listen->host != "localhost" && listen->host != "127.0.0.1" && listen->host != "0.0.0.0")
       config.hostnames.insert(config.hostnames.begin(), listen->host);
-  }
-  if (config.directory.type != "none") {
-    if (auto url = net::parse_url(config.directory.url); !url) return with_context(url.error(), "--directory-url");
   }
 
   std::error_code ec;
@@ -211,6 +195,9 @@ Result<void> revoke(const RevokeOptions& o) {
   if (!service) return service.error();
   Service& ca = **service;
   auto revoked = ca.authority().revoke({o.username, o.serial, o.reason}, now_seconds());
+  if (!revoked && revoked.error().code == Errc::not_found)
+    return fail(Errc::not_found, revoked.error().detail + "; `evpn-ca nodes --dir " + o.dir +
+                                     "` shows the nodes and their current serials");
   if (!revoked) return revoked.error();
   const auto& r = revoked->revocation;
   std::cerr << "evpn-ca: revoked certificate " << r.serial << " of " << r.username << " (" << r.reason << ")\n";
@@ -226,7 +213,7 @@ Result<void> revoke(const RevokeOptions& o) {
     std::cerr << "evpn-ca: WARNING: " << r.username << " is not locked out in the XMPP directory yet ("
               << revoked->lockout_error->detail << "); the lockout stays queued, `evpn-ca serve` retries it every "
               << maintenance_interval.count() << " s and `evpn-ca nodes` shows it as pending\n";
-  else if (ca.config().directory.type == "none")
+  else if (ca.config().directory.type == DirectoryType::none)
     std::cerr << "evpn-ca: no XMPP directory is configured (type none): lock " << r.username
               << " out on the XMPP server yourself\n";
   else
@@ -238,7 +225,11 @@ Result<void> revoke(const RevokeOptions& o) {
 Result<void> token_revoke(const TokenRevokeOptions& o) {
   auto store = open_store(CaPaths{o.dir});
   if (!store) return store.error();
-  if (auto r = store->revoke_token(o.id, now_seconds()); !r) return r;
+  if (auto r = store->revoke_token(o.id, now_seconds()); !r) {
+    if (r.error().code == Errc::not_found)
+      return fail(Errc::not_found, r.error().detail + "; `evpn-ca token list --dir " + o.dir + "` shows the ids");
+    return r;
+  }
   std::cerr << "evpn-ca: token " << o.id << " revoked: enrollments with it are refused\n";
   return {};
 }
@@ -247,8 +238,9 @@ Result<void> token_revoke(const TokenRevokeOptions& o) {
 Result<xmpp::OpenfireApi> openfire_api(const CaPaths& paths) {
   auto config = load_config(paths.config());
   if (!config) return config.error();
-  if (config->directory.type != "openfire")
-    return fail(Errc::invalid_request, paths.config().string() + " has directory type '" + config->directory.type +
+  if (config->directory.type != DirectoryType::openfire)
+    return fail(Errc::invalid_request, paths.config().string() + " has directory type '" +
+                                           std::string(to_string(config->directory.type)) +
                                            "'; these commands need \"openfire\" (evpn-ca init --directory openfire)");
   return xmpp::OpenfireApi::from_config(config->directory);
 }

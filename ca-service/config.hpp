@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace evpn::ca {
@@ -16,11 +18,21 @@ struct XmppConfig {
   std::uint16_t port = 5222;  // STARTTLS c2s port
 };
 
+// The XMPP server whose accounts and groups evpn-ca provisions; none for servers managed elsewhere.
+enum class DirectoryType { ejabberd, openfire, none };
+std::string_view to_string(DirectoryType type);
+std::optional<DirectoryType> parse_directory_type(std::string_view text);
+
+// How evpn-ca authenticates to Openfire's REST API: its shared secret, or an admin account.
+enum class DirectoryAuth { secret, basic };
+std::string_view to_string(DirectoryAuth auth);
+std::optional<DirectoryAuth> parse_directory_auth(std::string_view text);
+
 struct DirectoryConfig {
-  std::string type = "ejabberd";  // "ejabberd", "openfire" or "none"
-  std::string url;                // e.g. http://127.0.0.1:5280/api
-  std::string auth = "secret";    // Openfire: "secret" (shared secret) or "basic" (admin account)
-  std::string username;           // ejabberd: the API account's JID; Openfire: the admin user for "basic"
+  DirectoryType type = DirectoryType::ejabberd;
+  std::string url;  // e.g. http://127.0.0.1:5280/api
+  DirectoryAuth auth = DirectoryAuth::secret;  // Openfire only
+  std::string username;  // ejabberd: the API account's JID; Openfire: the admin user for basic
   std::string secret_file;        // file holding the API secret (basic, ejabberd: the password), if any
   std::string secret_env;         // environment variable holding it, if any
   std::string ca_file;            // PEM trust anchors for an https url ("" = system store)
@@ -63,6 +75,17 @@ struct ListenAddress {
 };
 // HOST:PORT, e.g. 127.0.0.1:8443; Errc::invalid_request otherwise.
 Result<ListenAddress> parse_listen(const std::string& listen);
+
+// True for a JID that ejabberd's mod_http_api takes as the basic-auth user: "user@host", with no
+// ':' (the header splits user from password at the first one), space or control character.
+bool is_account_jid(std::string_view jid);
+
+// The rules of a config that hold across its keys, checked by `init` before it writes one and by
+// load_config after it reads one. Errc::invalid_request naming the key (and the `init` option
+// that sets it) and how to fix it.
+Result<void> validate_config(const CaConfig& config);
+// The directory section's share of those rules; the directory backends check it too.
+Result<void> validate_directory(const DirectoryConfig& directory, const std::string& xmpp_domain);
 
 // Errc::invalid_request naming the bad key, or Errc::not_found / Errc::io.
 Result<CaConfig> load_config(const std::filesystem::path& file);

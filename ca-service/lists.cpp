@@ -48,7 +48,7 @@ Result<void> list_nodes(const ListOptions& o) {
   json out = json::array();
   std::vector<std::vector<std::string>> rows{{"USERNAME", "GROUP", "OVERLAY", "SERIAL", "NOT AFTER", "STATE"}};
   for (const auto& n : *nodes) {
-    const std::string state = authority::node_state(n, now);
+    const std::string state(to_string(authority::node_state(n, now)));
     json entry{{"username", n.username},
                {"group", n.group},
                {"overlay", n.overlay},

@@ -3,7 +3,7 @@
 
 #include "ca-service/app.hpp"
 #include "ca-service/signing/signer.hpp"
-#include "common/log.hpp"
+#include "ca-service/log.hpp"
 
 #include <CLI/CLI.hpp>
 

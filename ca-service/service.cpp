@@ -3,7 +3,7 @@
 #include "ca-service/api/routes.hpp"
 #include "ca-service/api/server.hpp"
 #include "common/fs/atomic_file.hpp"
-#include "common/log.hpp"
+#include "ca-service/log.hpp"
 
 #include <condition_variable>
 #include <mutex>
@@ -94,7 +94,7 @@ Result<void> serve(const ServeOptions& o) {
   // enrollment) and for its batch's commit, and only waiting writers can share a commit.
   server.worker_threads = std::max(16u, 4 * std::thread::hardware_concurrency());
   spdlog::info("CA root fingerprint {}; XMPP domain {}; directory {}", ca.signer().root().fingerprint_sha256(),
-               ca.config().xmpp.domain, ca.config().directory.type);
+               ca.config().xmpp.domain, to_string(ca.config().directory.type));
   // Before the port opens, so that /healthz never answers without a probe.
   routes.probe_health();
   // A thread of its own rather than the request workers: a directory that is down makes each

@@ -1,6 +1,6 @@
 #include "ca-service/api/errors.hpp"
 
-#include "common/log.hpp"
+#include "ca-service/log.hpp"
 #include "common/protocol/enrollment.hpp"
 
 namespace evpn::ca::api {

@@ -1,7 +1,7 @@
 #include "ca-service/api/routes.hpp"
 
 #include "ca-service/enrollment/tokens.hpp"
-#include "common/log.hpp"
+#include "ca-service/log.hpp"
 #include "common/time.hpp"
 
 #include <algorithm>

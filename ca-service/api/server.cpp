@@ -2,7 +2,7 @@
 
 #include "common/crypto/certificate.hpp"
 
-#include "common/log.hpp"
+#include "ca-service/log.hpp"
 #include "common/protocol/enrollment.hpp"
 #include "common/time.hpp"
 

@@ -2,7 +2,7 @@
 
 #include "ca-service/enrollment/tokens.hpp"
 #include "ca-service/store/store.hpp"
-#include "common/log.hpp"
+#include "ca-service/log.hpp"
 #include "common/protocol/lifetime.hpp"
 
 #include <algorithm>
@@ -126,7 +126,7 @@ Result<Issued> Authority::issue(const crypto::Csr& csr, const std::string& usern
   auto cert = signer_.issue_node(csr.public_key(), {username, xmpp_.domain, group.lifetime}, now);
   if (!cert) return cert.error();
   store::CertificateRecord cert_record{cert->serial, username,        group.name, cert->not_before,
-                                       cert->not_after, std::move(cert->pem), "active", now};
+                                       cert->not_after, std::move(cert->pem), store::CertificateStatus::active, now};
   // Recording is the commit point: a concurrent request that won the race, or a revocation that
   // committed meanwhile, makes this one fail here, and its certificate is never handed out.
   if (auto r = record(cert_record, *adopted); !r) return r.error();
@@ -186,7 +186,7 @@ Result<Issued> Authority::enroll(const protocol::EnrollRequest& request, TimePoi
     const auto& existing = **node;
     // ejabberd and Openfire lock out a user, not a certificate: letting the name in again would
     // let the revoked certificate in with it for as long as that certificate is valid.
-    if (existing.status == "revoked" && existing.not_after > now)
+    if (existing.status == store::CertificateStatus::revoked && existing.not_after > now)
       return fail(Errc::forbidden, "username '" + *username +
                                        "' was revoked and its revoked certificate is valid until " +
                                        to_rfc3339(existing.not_after) +
@@ -196,7 +196,7 @@ Result<Issued> Authority::enroll(const protocol::EnrollRequest& request, TimePoi
       return fail(Errc::conflict, "username '" + *username + "' is already enrolled in group '" + existing.group +
                                       "': choose another username");
     // Only a token made for this very name may take over a name that a live certificate holds.
-    const bool live = existing.status == "active" && existing.not_after > now;
+    const bool live = existing.status == store::CertificateStatus::active && existing.not_after > now;
     if (live && (*record)->username != *username)
       return fail(Errc::conflict, "username '" + *username +
                                       "' is held by another node; to re-enroll it, use a token created with "
@@ -204,7 +204,7 @@ Result<Issued> Authority::enroll(const protocol::EnrollRequest& request, TimePoi
     commit.expected_current = existing.current_serial;
     // The only way a lockout is ever lifted: the name's revoked certificate has expired, and the
     // operator gave out a token that enrolls it (recorded in the audit log).
-    how.lift_lockout = existing.status == "revoked";
+    how.lift_lockout = existing.status == store::CertificateStatus::revoked;
   }
   auto issued = issue(*csr, *username, **group, how, now, [&](const store::CertificateRecord& cert, bool adopted) {
     commit.adopts_account = adopted;
@@ -260,15 +260,17 @@ Result<Issued> Authority::renew(const protocol::RenewRequest& request, const cry
   if (crypto::same_public_key(csr->public_key(), current->public_key()))
     return fail(Errc::invalid_request, "the CSR must carry a new key, not the one of the current certificate");
 
-  if ((*known)->status == "superseded") {
+  if ((*known)->status == store::CertificateStatus::superseded) {
     auto replayed = replay_renewal(**known, *csr, now);
     if (!replayed) return replayed.error();
     if (*replayed) return std::move(**replayed);
   }
-  if ((*known)->status != "active")
-    return fail(Errc::unauthorized, "certificate " + serial + " is " + (*known)->status + " and cannot renew" +
-                                        ((*known)->status == "revoked" ? ": the operator revoked this node"
-                                                                       : "; enroll again with a token"));
+  if ((*known)->status != store::CertificateStatus::active)
+    return fail(Errc::unauthorized, "certificate " + serial + " is " + std::string(to_string((*known)->status)) +
+                                        " and cannot renew" +
+                                        ((*known)->status == store::CertificateStatus::revoked
+                                             ? ": the operator revoked this node"
+                                             : "; enroll again with a token"));
 
   auto group = store_.find_group((*known)->group);
   if (!group) return group.error();
@@ -284,7 +286,7 @@ Result<std::optional<Issued>> Authority::replay_renewal(const store::Certificate
   // the same new key: it has proved both keys, and gets the certificate it was already issued.
   auto renewal = store_.find_renewal(superseded.serial);
   if (!renewal) return renewal.error();
-  if (!*renewal || (*renewal)->status != "active" || (*renewal)->not_after <= now || !same_key(**renewal, csr))
+  if (!*renewal || (*renewal)->status != store::CertificateStatus::active || (*renewal)->not_after <= now || !same_key(**renewal, csr))
     return std::optional<Issued>();
   auto group = store_.find_group((*renewal)->group);
   if (!group) return group.error();
@@ -309,10 +311,10 @@ Result<protocol::CertificateStatus> Authority::certificate_status(const crypto::
   if (!recorded || recorded->to_der() != presented->to_der()) return unknown;
 
   protocol::CertificateStatus out{serial};
-  const std::string& status = (*known)->status;
-  if (status == "revoked") {
+  const auto status = (*known)->status;
+  if (status == store::CertificateStatus::revoked) {
     out.status = CertificateState::revoked;
-  } else if (status == "superseded") {
+  } else if (status == store::CertificateStatus::superseded) {
     out.status = CertificateState::superseded;
   } else {
     auto node = store_.find_node((*known)->username);
@@ -405,11 +407,22 @@ Result<std::string> Authority::crl(TimePoint now) {
   return der;
 }
 
-std::string node_state(const store::NodeRecord& node, TimePoint now) {
-  if (node.status == "revoked") return "revoked";
-  if (node.not_after <= now) return "expired";
-  if ((node.not_after - now) * 3 <= node.not_after - node.not_before) return "expiring";
-  return "active";
+std::string_view to_string(NodeState state) {
+  switch (state) {
+    case NodeState::active: return "active";
+    case NodeState::expiring: return "expiring";
+    case NodeState::expired: return "expired";
+    case NodeState::revoked: return "revoked";
+  }
+  return "?";
+}
+
+NodeState node_state(const store::NodeRecord& node, TimePoint now) {
+  if (node.status == store::CertificateStatus::revoked) return NodeState::revoked;
+  if (node.not_after <= now) return NodeState::expired;
+  if (now >= protocol::renewal_due(node.not_before + protocol::issuance_backdate, node.not_after))
+    return NodeState::expiring;
+  return NodeState::active;
 }
 
 Result<void> Authority::health() {

@@ -49,9 +49,12 @@ struct Revoked {
 // How long a CRL is valid (its nextUpdate - thisUpdate).
 inline constexpr std::chrono::seconds crl_validity{7 * 86400};
 
-// "active", "expiring" (a third of its lifetime or less left, the agent's renewal window),
-// "expired" or "revoked", of the node's current certificate at `now`.
-std::string node_state(const store::NodeRecord& node, TimePoint now);
+// What `evpn-ca nodes` says of a node, from its current certificate: expiring once it is due for
+// renewal (protocol::renewal_due). It is only ever printed, so it has no parse.
+enum class NodeState { active, expiring, expired, revoked };
+std::string_view to_string(NodeState state);
+// The state of the node's current certificate at `now`.
+NodeState node_state(const store::NodeRecord& node, TimePoint now);
 
 // One lock per username, held while the CA provisions, signs and records for that name or locks it
 // out, so that the directory calls of one name never interleave within this process.

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace evpn::ca::store {
 
@@ -30,6 +31,25 @@ struct TokenRecord {
   bool adopt_existing = false;
 };
 
+// Where a certificate stands in the store: the node's current one, replaced by a later one, or
+// revoked by the operator. Stored as its to_string text.
+enum class CertificateStatus { active, superseded, revoked };
+
+constexpr std::string_view to_string(CertificateStatus status) {
+  switch (status) {
+    case CertificateStatus::active: return "active";
+    case CertificateStatus::superseded: return "superseded";
+    case CertificateStatus::revoked: return "revoked";
+  }
+  return "?";
+}
+
+constexpr std::optional<CertificateStatus> parse_certificate_status(std::string_view text) {
+  for (auto status : {CertificateStatus::active, CertificateStatus::superseded, CertificateStatus::revoked})
+    if (text == to_string(status)) return status;
+  return std::nullopt;
+}
+
 struct CertificateRecord {
   std::string serial;  // hex, unique
   std::string username;
@@ -37,7 +57,7 @@ struct CertificateRecord {
   TimePoint not_before;
   TimePoint not_after;
   std::string pem;
-  std::string status = "active";  // "active", "superseded", "revoked"
+  CertificateStatus status = CertificateStatus::active;
   TimePoint issued_at;
 };
 
@@ -66,7 +86,7 @@ struct NodeRecord {
   std::string group;
   std::string current_serial;
   TimePoint not_after;  // of the current certificate
-  std::string status;   // of the current certificate
+  CertificateStatus status = CertificateStatus::active;  // of the current certificate
   std::string overlay{};                            // of the group
   TimePoint not_before{};                           // of the current certificate
   std::optional<TimePoint> revoked_at{};            // of the current certificate

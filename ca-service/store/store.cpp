@@ -24,6 +24,9 @@ constexpr const char* kSelectNode =
 constexpr const char* kSelectCertificate =
     "SELECT serial, username, group_name, not_before, not_after, pem, status, issued_at FROM certificates";
 
+// The schema's CHECK constraint admits only the statuses there are.
+CertificateStatus status_at(const Statement& row, int col) { return parse_certificate_status(row.text(col)).value(); }
+
 // "30d", "12h", "5m" or "90s".
 std::string duration_text(std::chrono::seconds d) {
   for (const auto& [unit, seconds] : {std::pair{"d", 86400}, std::pair{"h", 3600}, std::pair{"m", 60}})
@@ -51,7 +54,7 @@ Result<void> install_current(Connection& db, const CertificateRecord& cert, cons
   if (auto r = run(db,
                    "INSERT INTO certificates(serial, username, group_name, not_before, not_after, pem, status, "
                    "issued_at, token_id, renewed_from) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   cert.serial, cert.username, cert.group, cert.not_before, cert.not_after, cert.pem, cert.status,
+                   cert.serial, cert.username, cert.group, cert.not_before, cert.not_after, cert.pem, to_string(cert.status),
                    cert.issued_at, token_id, renewed_from);
       !r) {
     if (r.error().code == Errc::conflict)
@@ -84,12 +87,11 @@ Result<RevocationRecord> revoke_in(Connection& db, const std::string& serial, co
     auto row = found->step();
     if (!row) return row.error();
     if (!*row)
-      return fail(Errc::not_found, "no certificate with serial " + serial +
-                                       " was issued by this CA; `evpn-ca nodes` shows the current serials");
+      return fail(Errc::not_found, "no certificate with serial " + serial + " was issued by this CA");
     revoked.username = found->text(0);
     revoked.not_after = found->time(2);
     revoked.lockout_queued = found->integer(5) != 0;
-    if (found->text(1) == "revoked")
+    if (status_at(*found, 1) == CertificateStatus::revoked)
       return fail(Errc::conflict, "certificate " + serial + " of '" + revoked.username + "' was already revoked on " +
                                       to_rfc3339(found->time(3)) + " (" + found->text(4) + ")");
   }
@@ -157,7 +159,7 @@ TokenRecord read_token(const Statement& row) {
 }
 
 NodeRecord read_node(const Statement& row) {
-  NodeRecord node{row.text(0), row.text(1), row.text(2), row.time(3), row.text(4)};
+  NodeRecord node{row.text(0), row.text(1), row.text(2), row.time(3), status_at(row, 4)};
   node.overlay = row.text(5);
   node.not_before = row.time(6);
   node.revoked_at = row.optional_time(7);
@@ -170,7 +172,7 @@ NodeRecord read_node(const Statement& row) {
 
 CertificateRecord read_certificate(const Statement& row) {
   return CertificateRecord{row.text(0), row.text(1), row.text(2), row.time(3),
-                           row.time(4), row.text(5), row.text(6), row.time(7)};
+                           row.time(4), row.text(5), status_at(row, 6), row.time(7)};
 }
 
 }  // namespace
@@ -295,7 +297,7 @@ Result<void> Store::revoke_token(const std::string& id, TimePoint now) {
       if (!found) return found.error();
       auto row = found->step();
       if (!row) return row.error();
-      if (!*row) return fail(Errc::not_found, "no token has the id '" + id + "'; `evpn-ca token list` shows the ids");
+      if (!*row) return fail(Errc::not_found, "no token has the id '" + id + "'");
       if (found->integer(1) != 0) return fail(Errc::conflict, "token " + id + " is already revoked");
       uses_left = found->integer(0);
     }
@@ -405,7 +407,7 @@ Result<RevocationRecord> Store::revoke_node(const std::string& username, const s
       if (!current) return current.error();
       auto row = current->step();
       if (!row) return row.error();
-      if (!*row) return fail(Errc::not_found, "no node is named '" + username + "'; `evpn-ca nodes` lists them");
+      if (!*row) return fail(Errc::not_found, "no node is named '" + username + "'");
       serial = current->text(0);
     }
     return revoke_in(db, serial, reason, now);

@@ -21,12 +21,8 @@ std::string trim(std::string_view text) {
 Result<std::unique_ptr<Directory>> make_ejabberd_directory(const DirectoryConfig& config,
                                                            const std::string& xmpp_domain) {
   auto url = net::parse_url(config.url);
-  if (!url) return with_context(url.error(), "directory.url");
-  if (!is_account_jid(config.username))
-    return fail(Errc::invalid_request,
-                "directory.username must be the full JID of the ejabberd account evpn-ca calls the API as (e.g. "
-                "evpn-ca@" + xmpp_domain + "), not '" + config.username + "'");
-  auto password = read_secret(config, "the password of the ejabberd account " + config.username);
+  if (!url) return url.error();
+  auto password = read_secret(config);
   if (!password) return password.error();
   auto client = make_directory_client(config, *url);
   if (!client) return client.error();
@@ -51,7 +47,6 @@ class NoDirectory final : public Directory {
 }  // namespace
 
 Result<net::HttpClient> make_directory_client(const DirectoryConfig& config, const net::Url& url) {
-  if (config.timeout_ms <= 0) return fail(Errc::invalid_request, "directory.timeout_ms must be a positive number");
   net::ClientTls tls;
   if (url.scheme == "https" && !config.ca_file.empty()) {
     auto pem = fs::read_file(config.ca_file);
@@ -61,30 +56,19 @@ Result<net::HttpClient> make_directory_client(const DirectoryConfig& config, con
   return net::HttpClient(std::move(tls), std::chrono::milliseconds(config.timeout_ms));
 }
 
-bool is_account_jid(std::string_view jid) {
-  const auto at = jid.find('@');
-  return at != std::string_view::npos && at > 0 && at + 1 < jid.size() &&
-         std::none_of(jid.begin(), jid.end(), [](unsigned char c) { return c == ':' || c <= ' ' || c == 0x7f; });
-}
-
-Result<std::string> read_secret(const DirectoryConfig& c, const std::string& what) {
-  if (!c.secret_file.empty() && !c.secret_env.empty())
-    return fail(Errc::invalid_request, "set only one of directory.secret_file and directory.secret_env");
+Result<std::string> read_secret(const DirectoryConfig& c) {
   std::string secret;
   if (!c.secret_file.empty()) {
     auto text = fs::read_file(c.secret_file, 4096);
     if (!text) return with_context(text.error(), "directory.secret_file");
     secret = trim(*text);
     if (secret.empty()) return fail(Errc::invalid_request, "directory.secret_file " + c.secret_file + " is empty");
-  } else if (!c.secret_env.empty()) {
+  } else {
     const char* value = std::getenv(c.secret_env.c_str());
     secret = value ? trim(value) : "";
     if (secret.empty())
       return fail(Errc::invalid_request,
                   "the environment variable " + c.secret_env + " named by directory.secret_env is not set or empty");
-  } else {
-    return fail(Errc::invalid_request, "the " + c.type + " directory needs " + what +
-                                           "; set directory.secret_file or directory.secret_env");
   }
   // A line break would end the Authorization header early and smuggle in another one.
   if (secret.find_first_of("\r\n") != std::string::npos)
@@ -97,11 +81,13 @@ std::string basic_authorization(std::string_view user, std::string_view password
 }
 
 Result<std::unique_ptr<Directory>> make_directory(const DirectoryConfig& config, const std::string& xmpp_domain) {
-  if (config.type == "none") return std::unique_ptr<Directory>(std::make_unique<NoDirectory>());
-  if (config.type == "openfire") return make_openfire_directory(config);
-  if (config.type == "ejabberd") return make_ejabberd_directory(config, xmpp_domain);
-  return fail(Errc::invalid_request,
-              "unknown directory type '" + config.type + "' (expected ejabberd, openfire or none)");
+  if (auto valid = validate_directory(config, xmpp_domain); !valid) return valid.error();
+  switch (config.type) {
+    case DirectoryType::none: return std::unique_ptr<Directory>(std::make_unique<NoDirectory>());
+    case DirectoryType::openfire: return make_openfire_directory(config);
+    case DirectoryType::ejabberd: return make_ejabberd_directory(config, xmpp_domain);
+  }
+  return fail(Errc::internal, "unknown directory type");
 }
 
 }  // namespace evpn::ca::xmpp

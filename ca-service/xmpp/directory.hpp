@@ -41,19 +41,15 @@ class Directory {
 // url the configured trust anchors (directory.ca_file, else the system store).
 Result<net::HttpClient> make_directory_client(const DirectoryConfig& config, const net::Url& url);
 
-// True for a JID that ejabberd's mod_http_api takes as the basic-auth user: "user@host", with no
-// ':' (the header splits user from password at the first one), space or control character.
-bool is_account_jid(std::string_view jid);
-
-// The secret a backend authenticates with, from directory.secret_file (trimmed) or the variable
-// named by directory.secret_env, exactly one of them. `what` says what the secret is, for the
-// message when neither is set. Errc::invalid_request naming the key to fix; never the secret.
-Result<std::string> read_secret(const DirectoryConfig& config, const std::string& what);
+// The secret a backend authenticates with, from directory.secret_file (trimmed), else the variable
+// named by directory.secret_env (validate_directory makes sure exactly one is set).
+// Errc::invalid_request naming the key to fix; never the secret.
+Result<std::string> read_secret(const DirectoryConfig& config);
 
 // The value of an HTTP basic Authorization header: "Basic " + base64(user ":" password).
 std::string basic_authorization(std::string_view user, std::string_view password);
 
-// The backend named by `config.type`; Errc::invalid_request for an unknown type or a bad url.
+// The backend named by `config.type`; Errc::invalid_request when validate_directory refuses `config`.
 Result<std::unique_ptr<Directory>> make_directory(const DirectoryConfig& config,
                                                   const std::string& xmpp_domain);
 

@@ -1,11 +1,10 @@
 #include "ca-service/xmpp/ejabberd.hpp"
 
 #include "common/crypto/certificate.hpp"
-#include "common/log.hpp"
+#include "ca-service/log.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 
 namespace evpn::ca::xmpp {
 namespace {
@@ -13,12 +12,6 @@ namespace {
 using nlohmann::json;
 
 // Keeps the server's answers in messages and logs to one readable line.
-std::string excerpt(const std::string& body) {
-  std::string line = body.size() > 300 ? body.substr(0, 300) + "..." : body;
-  std::replace_if(line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
-  return line;
-}
-
 Result<void> done(const Result<std::string>& answer) {
   if (!answer) return answer.error();
   return {};
@@ -56,7 +49,8 @@ Result<bool> EjabberdDirectory::user_exists(const std::string& username) {
   const json code = json::parse(*answer, nullptr, false);
   if (code == 0) return true;
   if (code == 1) return false;
-  return fail(Errc::internal, "ejabberd answered check_account with '" + excerpt(*answer) + "', not 0 or 1");
+  return fail(Errc::internal,
+              "ejabberd answered check_account with '" + net::body_excerpt(*answer) + "', not 0 or 1");
 }
 
 Result<void> EjabberdDirectory::create_user(const std::string& username) {
@@ -125,7 +119,7 @@ Result<std::string> EjabberdDirectory::call(const std::string& command, const st
   }
 
   const int status = response->status;
-  const std::string http = "(HTTP " + std::to_string(status) + "): " + excerpt(response->body);
+  const std::string http = "(HTTP " + std::to_string(status) + "): " + net::body_excerpt(response->body);
   if (status >= 200 && status < 300) return std::move(response->body);
   if (status == 409) {
     spdlog::debug("ejabberd: {} answered a conflict {}", command, http);

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/crypto/certificate.hpp"
-#include "common/log.hpp"
+#include "ca-service/log.hpp"
 
 namespace evpn::ca::xmpp {
 namespace {
@@ -26,10 +26,7 @@ std::string describe(const std::string& body) {
   if (is_error_entity(doc))
     return field(doc, "exception") + ": " + field(doc, "message") + " (" + field(doc, "resource") + ")";
   if (doc.is_object() && doc.contains("message")) return field(doc, "message");
-  std::string line = body.size() > 200 ? body.substr(0, 200) + "..." : body;
-  std::replace_if(
-      line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
-  return line.empty() ? "(empty body)" : line;
+  return net::body_excerpt(body);
 }
 
 Result<void> expect(const OpenfireApi& api, const Result<OpenfireApi::Answer>& answer, const std::string& what,
@@ -59,19 +56,15 @@ std::string encode_segment(std::string_view text) {
 Result<OpenfireApi> OpenfireApi::from_config(const DirectoryConfig& config) {
   auto url = net::parse_url(config.url);
   if (!url) return with_context(url.error(), "directory.url");
-  if (config.auth != "secret" && config.auth != "basic")
-    return fail(Errc::invalid_request, "directory.auth must be \"secret\" or \"basic\", not '" + config.auth + "'");
-  if (config.auth == "basic" && config.username.empty())
-    return fail(Errc::invalid_request, "directory.auth \"basic\" needs directory.username (an Openfire admin)");
-  auto secret = read_secret(config, "the REST API secret (for auth \"basic\": the admin password)");
+  const bool basic = config.auth == DirectoryAuth::basic;
+  auto secret = read_secret(config);
   if (!secret) return secret.error();
 
   auto client = make_directory_client(config, *url);
   if (!client) return client.error();
-  std::string authorization =
-      config.auth == "basic" ? basic_authorization(config.username, *secret) : std::move(*secret);
+  std::string authorization = basic ? basic_authorization(config.username, *secret) : std::move(*secret);
   OpenfireApi api(std::move(*url), std::move(*client), std::move(authorization));
-  api.basic_ = config.auth == "basic";
+  api.basic_ = basic;
   return api;
 }
 

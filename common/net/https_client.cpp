@@ -210,4 +210,12 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request) const {
   return std::move(*result);
 }
 
+std::string body_excerpt(std::string_view body, std::size_t limit) {
+  if (body.empty()) return "(empty body)";
+  std::string line(body.substr(0, limit));
+  if (body.size() > limit) line += "...";
+  std::replace_if(line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  return line;
+}
+
 }  // namespace evpn::net

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -39,6 +40,10 @@ struct HttpResponse {
   std::optional<std::chrono::seconds> retry_after;
   std::optional<TimePoint> date;  // the server's clock, from the Date header
 };
+
+// The start of an answer's body on one line, for an error message: at most `limit` bytes, line
+// breaks as spaces, "(empty body)" for none.
+std::string body_excerpt(std::string_view body, std::size_t limit = 300);
 
 class HttpClient {
  public:

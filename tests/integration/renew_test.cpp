@@ -42,7 +42,7 @@ std::string certificate_status(const std::string& serial) {
   auto record = ca_store().find_certificate(serial);
   REQUIRE(record.has_value());
   REQUIRE(record->has_value());
-  return (**record).status;
+  return std::string(to_string((**record).status));
 }
 
 std::string ca_current_serial(const std::string& username) {

@@ -3,6 +3,7 @@
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/csr.hpp"
 #include "common/protocol/enrollment.hpp"
+#include "common/protocol/lifetime.hpp"
 #include "tests/support/captured_log.hpp"
 #include "tests/unit/ca_fixture.hpp"
 
@@ -125,7 +126,7 @@ TEST_CASE("a valid enrollment provisions the directory, then issues and records 
   REQUIRE(record);
   CHECK(record->username == "node1");
   CHECK(record->group == "lab");
-  CHECK(record->status == "active");
+  CHECK(record->status == evpn::ca::store::CertificateStatus::active);
   CHECK(record->pem == result.certificate);
   CHECK(record->issued_at == kNow);
   const auto node = ca.node("node1");
@@ -323,8 +324,8 @@ TEST_CASE("a token pinned to a live username re-enrolls it and supersedes the ol
   const auto old_record = ca.certificate(first.serial), new_record = ca.certificate(second.serial);
   REQUIRE(old_record);
   REQUIRE(new_record);
-  CHECK(old_record->status == "superseded");
-  CHECK(new_record->status == "active");
+  CHECK(old_record->status == evpn::ca::store::CertificateStatus::superseded);
+  CHECK(new_record->status == evpn::ca::store::CertificateStatus::active);
   CHECK(ca.uses_left(token_id(pinned)) == 0);
 }
 
@@ -390,7 +391,7 @@ Error renewal_refused(Ca& ca, const std::string& csr, const crypto::Certificate*
   REQUIRE_FALSE(result);
 
   CHECK(ca.current_serial(username) == serial_before);
-  if (serial_before) CHECK(ca.certificate(*serial_before)->status == "active");
+  if (serial_before) CHECK(ca.certificate(*serial_before)->status == evpn::ca::store::CertificateStatus::active);
   CHECK(ca.directory.calls.empty());
   return result.error();
 }
@@ -428,8 +429,8 @@ TEST_CASE("renewal re-asserts the directory, then issues a certificate for the n
   CHECK(result.server_time == to_rfc3339(later));
 
   CHECK(ca.current_serial("node1") == result.serial);
-  CHECK(ca.certificate(first.serial)->status == "superseded");
-  CHECK(ca.certificate(result.serial)->status == "active");
+  CHECK(ca.certificate(first.serial)->status == evpn::ca::store::CertificateStatus::superseded);
+  CHECK(ca.certificate(result.serial)->status == evpn::ca::store::CertificateStatus::active);
   CHECK(ca.certificate(result.serial)->issued_at == later);
   // Renewal needs no token: the one used to enroll keeps its remaining use.
   CHECK(ca.uses_left(token_id(token)) == 1);
@@ -530,7 +531,7 @@ TEST_CASE("a directory failure during renewal issues nothing and keeps the curre
   CHECK(result.error().code == Errc::unavailable);
   CHECK(ca.directory.calls == std::vector<std::string>(kReassertion.begin(), kReassertion.begin() + failing + 1));
   CHECK(ca.current_serial("node1") == node.serial);
-  CHECK(ca.certificate(node.serial)->status == "active");
+  CHECK(ca.certificate(node.serial)->status == evpn::ca::store::CertificateStatus::active);
   // The same certificate renews once the directory answers again.
   ca.directory.fail_at.clear();
   CHECK(ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow));
@@ -549,7 +550,7 @@ TEST_CASE("two renewals racing with the same certificate get one new certificate
   const Result<Issued>& lost = r1.has_value() ? r2 : r1;
   CHECK(lost.error().code == Errc::unauthorized);
   CHECK(first.current_serial("node1") == won->result.serial);
-  CHECK(first.certificate(node.serial)->status == "superseded");
+  CHECK(first.certificate(node.serial)->status == evpn::ca::store::CertificateStatus::superseded);
 }
 
 namespace {
@@ -577,7 +578,7 @@ TEST_CASE("revoking a node revokes its current certificate, locks it out in the 
   CHECK_FALSE(revoked.lockout_error);
   CHECK(ca.directory.calls == std::vector<std::string>{"disable_user node1"});
   CHECK(pending_lockouts(ca).empty());
-  CHECK(ca.certificate(node.serial)->status == "revoked");
+  CHECK(ca.certificate(node.serial)->status == evpn::ca::store::CertificateStatus::revoked);
 
   auto renewal = ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow + 2h);
   REQUIRE_FALSE(renewal);
@@ -594,7 +595,7 @@ TEST_CASE("a revocation whose lockout fails is recorded, and the lockout is retr
   const auto revoked = ok(ca.authority.revoke({.username = "node1"}, kNow));
   REQUIRE(revoked.lockout_error);
   CHECK(revoked.lockout_error->code == Errc::unavailable);
-  CHECK(ca.certificate(node.serial)->status == "revoked");
+  CHECK(ca.certificate(node.serial)->status == evpn::ca::store::CertificateStatus::revoked);
   auto queued = pending_lockouts(ca);
   REQUIRE(queued.size() == 1);
   CHECK(queued[0].attempts == 1);
@@ -621,7 +622,7 @@ TEST_CASE("revoking a superseded certificate by serial lists it in the CRL but l
   CHECK(revoked.revocation.serial == node.serial);
   CHECK_FALSE(revoked.revocation.lockout_queued);
   CHECK(ca.directory.calls.empty());
-  CHECK(ca.node("node1")->status == "active");
+  CHECK(ca.node("node1")->status == evpn::ca::store::CertificateStatus::active);
   CHECK(ca.current_serial("node1") == renewed.serial);
 }
 
@@ -635,7 +636,7 @@ TEST_CASE("revoke refuses an unknown reason, both or neither target, and unknown
   CHECK(ca.authority.revoke({}, kNow).error().code == Errc::invalid_request);
   CHECK(ca.authority.revoke({.username = "node9"}, kNow).error().code == Errc::not_found);
   CHECK(ca.authority.revoke({.serial = "abc"}, kNow).error().code == Errc::not_found);
-  CHECK(ca.certificate(node.serial)->status == "active");
+  CHECK(ca.certificate(node.serial)->status == evpn::ca::store::CertificateStatus::active);
   CHECK(ok(ca.store.list_revocations()).empty());
 }
 
@@ -653,7 +654,7 @@ TEST_CASE("a revoked username cannot enroll again until its revoked certificate 
   const TimePoint after = node.cert.not_after() + 1s;
   const auto again = ok(ca.authority.enroll({token, csr_for(ec_key(), "node1")}, after)).result;
   CHECK(ca.current_serial("node1") == again.serial);
-  CHECK(ca.node("node1")->status == "active");
+  CHECK(ca.node("node1")->status == evpn::ca::store::CertificateStatus::active);
   // The operator's new token is what lifts the lockout, and the audit log says so.
   CHECK_FALSE(ca.directory.locked.contains("node1"));
   CHECK(audit_actions(ca, "node1") ==
@@ -687,14 +688,17 @@ TEST_CASE("a CRL signed in the second of a revocation gets a higher number than 
 }
 
 TEST_CASE("node_state tells active, expiring, expired and revoked apart") {
-  ca::store::NodeRecord node{"node1", "lab", "01", kNow + std::chrono::days(30), "active"};
-  node.not_before = kNow;
-  CHECK(ca::authority::node_state(node, kNow) == "active");
-  CHECK(ca::authority::node_state(node, kNow + std::chrono::days(19)) == "active");
-  CHECK(ca::authority::node_state(node, kNow + std::chrono::days(20)) == "expiring");
-  CHECK(ca::authority::node_state(node, kNow + std::chrono::days(30)) == "expired");
-  node.status = "revoked";
-  CHECK(ca::authority::node_state(node, kNow) == "revoked");
+  using ca::authority::NodeState;
+  ca::store::NodeRecord node{"node1", "lab", "01", kNow + std::chrono::days(30)};
+  // Issued at kNow: the CA backdates notBefore.
+  node.not_before = kNow - protocol::issuance_backdate;
+  CHECK(ca::authority::node_state(node, kNow) == NodeState::active);
+  CHECK(ca::authority::node_state(node, kNow + std::chrono::days(19)) == NodeState::active);
+  CHECK(ca::authority::node_state(node, kNow + std::chrono::days(20)) == NodeState::expiring);
+  CHECK(ca::authority::node_state(node, kNow + std::chrono::days(30)) == NodeState::expired);
+  node.status = ca::store::CertificateStatus::revoked;
+  CHECK(ca::authority::node_state(node, kNow) == NodeState::revoked);
+  CHECK(to_string(NodeState::expiring) == "expiring");
 }
 
 TEST_CASE("an account on the XMPP server that the CA did not create is refused with account_exists, untouched") {
@@ -773,7 +777,7 @@ TEST_CASE("a renewal racing with its node's revocation is refused at commit and 
     if (step != "add_member" || revoked_meanwhile) return;
     revoked_meanwhile = true;
     revoker = meanwhile([&] { ok(ca.authority.revoke({.username = "node1"}, kNow)); },
-                        [&] { return ca.certificate(node.serial)->status == "revoked"; });
+                        [&] { return ca.certificate(node.serial)->status == evpn::ca::store::CertificateStatus::revoked; });
   };
 
   auto renewal = ca.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow);
@@ -795,7 +799,7 @@ TEST_CASE("a re-enrollment racing with the revocation of the name is refused at 
   ca.directory.on_call = [&](const std::string& step) {
     if (step != "add_member" || revoker.joinable()) return;
     revoker = meanwhile([&] { ok(ca.authority.revoke({.username = "node1"}, kNow)); },
-                        [&] { return ca.certificate(node.serial)->status == "revoked"; });
+                        [&] { return ca.certificate(node.serial)->status == evpn::ca::store::CertificateStatus::revoked; });
   };
 
   auto again = ca.authority.enroll({pinned, csr_for(ec_key(), "node1")}, kNow);

@@ -49,7 +49,7 @@ struct Setup {
     const auto file = dir.path() / "restapi.secret";
     std::ofstream(file) << file_content;
     ca::DirectoryConfig c;
-    c.type = "openfire";
+    c.type = ca::DirectoryType::openfire;
     c.url = standin.url();
     c.secret_file = file.string();
     c.timeout_ms = 3000;
@@ -248,13 +248,13 @@ TEST_CASE("basic authentication uses an Openfire admin account") {
   options.http_auth = "basic";
   Setup s(options);
   auto config = s.config(options.admin_password);
-  config.auth = "basic";
+  config.auth = ca::DirectoryAuth::basic;
   config.username = options.admin_user;
   ok(s.directory(config)->create_user("node1"));
   CHECK(s.standin.users() == std::set<std::string>{"node1"});
 
   auto wrong = s.config("not-the-password");
-  wrong.auth = "basic";
+  wrong.auth = ca::DirectoryAuth::basic;
   wrong.username = options.admin_user;
   auto error = error_of(s.directory(wrong)->create_user("node2"));
   CHECK(error.code == Errc::internal);
@@ -282,8 +282,7 @@ TEST_CASE("the secret comes from a file or an environment variable and never fro
   for (auto [mutate, expected] : std::initializer_list<std::pair<void (*)(ca::DirectoryConfig&), const char*>>{
            {[](ca::DirectoryConfig& c) { c.secret_env.clear(); }, "set directory.secret_file or directory.secret_env"},
            {[](ca::DirectoryConfig& c) { c.secret_file = "/nonexistent/secret"; }, "only one of"},
-           {[](ca::DirectoryConfig& c) { c.auth = "token"; }, "directory.auth"},
-           {[](ca::DirectoryConfig& c) { c.auth = "basic"; }, "directory.username"}}) {
+           {[](ca::DirectoryConfig& c) { c.auth = ca::DirectoryAuth::basic; }, "directory.username"}}) {
     auto changed = config;
     mutate(changed);
     auto made = ca::xmpp::make_directory(changed, "evpn.test");

@@ -239,7 +239,7 @@ TEST_CASE("an Openfire directory that refuses the CA is answered 503 without its
   test::OpenfireStandin openfire(disabled);
   test::TempDir dir{"evpn-authority-openfire"};
   ca::DirectoryConfig config;
-  config.type = "openfire";
+  config.type = ca::DirectoryType::openfire;
   config.url = openfire.url();
   config.secret_file = (dir.path() / "secret").string();
   std::ofstream(config.secret_file) << disabled.secret << "\n";

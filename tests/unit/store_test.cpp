@@ -79,7 +79,7 @@ void check_current(Store& store, const CertificateRecord& cert) {
   CHECK((*node)->group == cert.group);
   CHECK((*node)->current_serial == cert.serial);
   CHECK((*node)->not_after == cert.not_after);
-  CHECK((*node)->status == "active");
+  CHECK((*node)->status == evpn::ca::store::CertificateStatus::active);
 }
 
 bool has_certificate(Store& store, const std::string& serial) {
@@ -127,7 +127,7 @@ TEST_CASE("store creates its schema and keeps data across reopening a file") {
   CHECK((*c)->not_before == expected.not_before);
   CHECK((*c)->not_after == expected.not_after);
   CHECK((*c)->pem == expected.pem);
-  CHECK((*c)->status == "active");
+  CHECK((*c)->status == evpn::ca::store::CertificateStatus::active);
   CHECK((*c)->issued_at == kNow);
 
   check_current(store, expected);
@@ -274,7 +274,7 @@ TEST_CASE("store refuses to spend a token with no uses left") {
   CHECK(r.error().detail.find("unknown, expired or used up") != std::string::npos);
   CHECK_FALSE(has_certificate(store, "02"));
   CHECK((*store.find_node("node1"))->current_serial == "01");
-  CHECK((*store.find_certificate("01"))->status == "active");
+  CHECK((*store.find_certificate("01"))->status == evpn::ca::store::CertificateStatus::active);
   CHECK(uses_left(store, "t1") == 0);
 }
 
@@ -314,8 +314,8 @@ TEST_CASE("store supersedes the previous certificate when a node enrolls again")
   second.not_after = kNow + std::chrono::days(60);
   REQUIRE(store.record_enrollment("t1", second, kNow, {.expected_current = "01"}));
 
-  CHECK((*store.find_certificate("01"))->status == "superseded");
-  CHECK((*store.find_certificate("02"))->status == "active");
+  CHECK((*store.find_certificate("01"))->status == evpn::ca::store::CertificateStatus::superseded);
+  CHECK((*store.find_certificate("02"))->status == evpn::ca::store::CertificateStatus::active);
   check_current(store, second);
 }
 
@@ -433,8 +433,8 @@ TEST_CASE("store renewal supersedes the current certificate and makes the new on
 
   REQUIRE(store.record_renewal("01", renewed, kNow + std::chrono::days(20)));
 
-  CHECK((*store.find_certificate("01"))->status == "superseded");
-  CHECK((*store.find_certificate("02"))->status == "active");
+  CHECK((*store.find_certificate("01"))->status == evpn::ca::store::CertificateStatus::superseded);
+  CHECK((*store.find_certificate("02"))->status == evpn::ca::store::CertificateStatus::active);
   check_current(store, renewed);
   // A renewal spends no token.
   CHECK(uses_left(store, "t1") == 1);
@@ -460,8 +460,8 @@ TEST_CASE("store refuses a renewal from a certificate that is not the node's cur
   CHECK_FALSE(has_certificate(store, "04"));
   CHECK((*store.find_node("node1"))->current_serial == "03");
   CHECK((*store.find_node("node2"))->current_serial == "02");
-  CHECK((*store.find_certificate("02"))->status == "active");
-  CHECK((*store.find_certificate("03"))->status == "active");
+  CHECK((*store.find_certificate("02"))->status == evpn::ca::store::CertificateStatus::active);
+  CHECK((*store.find_certificate("03"))->status == evpn::ca::store::CertificateStatus::active);
   CHECK_FALSE(store.find_node("node3").value().has_value());
 }
 
@@ -475,7 +475,7 @@ TEST_CASE("store refuses a renewal from a certificate that has expired at the gi
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::unauthorized);
   CHECK_FALSE(has_certificate(store, "02"));
-  CHECK((*store.find_certificate("01"))->status == "active");
+  CHECK((*store.find_certificate("01"))->status == evpn::ca::store::CertificateStatus::active);
   // One second earlier it is still valid and renews.
   CHECK(store.record_renewal("01", certificate("02", "node1"), first.not_after - std::chrono::seconds(1)));
 }
@@ -489,7 +489,7 @@ TEST_CASE("store rolls back a renewal whose new serial is a duplicate") {
   auto r = store.record_renewal("01", certificate("02", "node1"), kNow);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::conflict);
-  CHECK((*store.find_certificate("01"))->status == "active");
+  CHECK((*store.find_certificate("01"))->status == evpn::ca::store::CertificateStatus::active);
   CHECK((*store.find_node("node1"))->current_serial == "01");
   CHECK((*store.find_certificate("02"))->username == "node2");
 }
@@ -511,7 +511,7 @@ TEST_CASE("store lets exactly one of two processes renew with the same certifica
     const bool a_won = has_certificate(second, old_serial + "a");
     CHECK(a_won != has_certificate(second, old_serial + "b"));
     CHECK((*second.find_node(username))->current_serial == old_serial + (a_won ? "a" : "b"));
-    CHECK((*second.find_certificate(old_serial))->status == "superseded");
+    CHECK((*second.find_certificate(old_serial))->status == evpn::ca::store::CertificateStatus::superseded);
   }
 }
 
@@ -546,11 +546,11 @@ TEST_CASE("store revokes a node's current certificate, queues its lockout and au
   CHECK(revoked->revoked_at == at);
   CHECK(revoked->reason == "keyCompromise");
   CHECK(revoked->lockout_queued);
-  CHECK((*store.find_certificate("01"))->status == "revoked");
+  CHECK((*store.find_certificate("01"))->status == evpn::ca::store::CertificateStatus::revoked);
 
   auto node = *store.find_node("node1");
   REQUIRE(node);
-  CHECK(node->status == "revoked");
+  CHECK(node->status == evpn::ca::store::CertificateStatus::revoked);
   CHECK(node->revoked_at == std::optional(at));
   CHECK(node->revocation_reason == "keyCompromise");
   CHECK(node->overlay == "overlay1");
@@ -600,7 +600,7 @@ TEST_CASE("store revokes a superseded certificate without queueing a lockout of 
   REQUIRE(revoked);
   CHECK_FALSE(revoked->lockout_queued);
   CHECK(pending(store).empty());
-  CHECK((*store.find_node("node1"))->status == "active");
+  CHECK((*store.find_node("node1"))->status == evpn::ca::store::CertificateStatus::active);
 }
 
 TEST_CASE("store keeps a failed lockout pending with its error until it completes once") {
@@ -635,7 +635,7 @@ TEST_CASE("store drops a lockout still queued for a name that enrolls again once
   REQUIRE(store.record_enrollment("t1", certificate("02", "node1"), kNow + std::chrono::days(31),
                                   {.expected_current = "01"}));
   CHECK(pending(store).empty());
-  CHECK((*store.find_node("node1"))->status == "active");
+  CHECK((*store.find_node("node1"))->status == evpn::ca::store::CertificateStatus::active);
 }
 
 TEST_CASE("store lists tokens and revokes one so that it can no longer enroll") {

@@ -1,4 +1,4 @@
-#include "common/log.hpp"
+#include "ca-service/log.hpp"
 
 #include <spdlog/sinks/stdout_sinks.h>
 
