@@ -42,15 +42,7 @@ json run_json(const RunResult& r) {
   return parsed;
 }
 
-// `evpn-ca <command> --dir <ca> --json`, parsed.
-json listing(const Argv& command) {
-  Argv argv{EVPN_CA_BIN};
-  argv.insert(argv.end(), command.begin(), command.end());
-  argv.insert(argv.end(), {"--dir", world().deployment.ca_dir().string(), "--json"});
-  const RunResult r = evpn::test::run(argv);
-  REQUIRE(r.exit_code == 0);
-  return run_json(r);
-}
+json listing(const Argv& command) { return world().deployment.listing(command); }
 
 int uses_left(const std::string& token) {
   const std::string id = token.substr(6, 16);

@@ -50,20 +50,7 @@ RunResult evpn_ca(const Argv& args) {
   return evpn::test::run(argv);
 }
 
-json json_of(const RunResult& r) {
-  INFO("exit " << r.exit_code << "\nstdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.exit_code == 0);
-  json parsed = json::parse(r.out, nullptr, false);
-  REQUIRE_FALSE(parsed.is_discarded());
-  return parsed;
-}
-
-// `evpn-ca <command> --dir <ca> --json`, parsed.
-json listing(const Argv& command) {
-  Argv args = command;
-  args.insert(args.end(), {"--dir", world().deployment.ca_dir().string(), "--json"});
-  return json_of(evpn_ca(args));
-}
+json listing(const Argv& command) { return world().deployment.listing(command); }
 
 json node_entry(const std::string& username) {
   for (const auto& entry : listing({"nodes"}))

@@ -76,6 +76,11 @@ std::string Deployment::evpn_ca(std::vector<std::string> args) const {
   return run_or_throw(argv);
 }
 
+nlohmann::json Deployment::listing(std::vector<std::string> command) const {
+  command.push_back("--json");
+  return nlohmann::json::parse(evpn_ca(std::move(command)));
+}
+
 void Deployment::add_group(const std::string& name, const std::string& overlay, const std::string& lifetime) const {
   evpn_ca({"group", "add", "--name", name, "--overlay", overlay, "--lifetime", lifetime});
 }

@@ -7,6 +7,8 @@
 #include "tests/support/ejabberd_server.hpp"
 #include "tests/support/process.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -49,6 +51,8 @@ class Deployment {
 
   // Runs `evpn-ca <args...> --dir <ca>`; returns stdout without its final newline, throws when it fails.
   std::string evpn_ca(std::vector<std::string> args) const;
+  // `evpn-ca <command> --dir <ca> --json` (nodes, token list, audit), parsed; throws when it fails.
+  nlohmann::json listing(std::vector<std::string> command) const;
   // `evpn-ca group add`.
   void add_group(const std::string& name, const std::string& overlay, const std::string& lifetime = "30d") const;
   // `evpn-ca token create --group <group> <options...>`; returns the token.
