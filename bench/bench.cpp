@@ -3,9 +3,11 @@
 // bounded in count and in time. Prints one table and writes the same figures as JSON.
 //
 // Usage: evpn-bench OUTPUT.json [STORM_AGENTS (1000)] [STORM_PARALLEL (32)]
-// EVPN_BENCH_ONLY=ca (row 1) or EVPN_BENCH_ONLY=directory (rows 5 and 6) measures those rows alone
-// and prints their JSON: for profiling one part.
+// EVPN_BENCH_ONLY=ca,cfssl,... measures only the parts named (see main), e.g. ca alone for profiling.
+// EVPN_BENCH_STEP_CA names the step-ca binary (bench/run.sh installs it); EVPN_BENCH_STEP_CA_SKIP
+// says why there is none.
 
+#include "common/crypto/certificate.hpp"
 #include "common/crypto/csr.hpp"
 #include "common/crypto/key.hpp"
 #include "common/net/https_client.hpp"
@@ -19,6 +21,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <array>
@@ -50,7 +56,15 @@ using namespace evpn;
 namespace {
 
 constexpr int kRepetitions = 3;
-constexpr int kLevels[] = {1, 8, 64};
+
+// The client counts of rows 1 and 2: 1, 8 and 64, or only EVPN_BENCH_CLIENTS (for profiling one).
+const std::vector<int>& levels() {
+  static const std::vector<int> chosen = [] {
+    const char* only = std::getenv("EVPN_BENCH_CLIENTS");
+    return only && *only ? std::vector<int>{std::stoi(only)} : std::vector<int>{1, 8, 64};
+  }();
+  return chosen;
+}
 constexpr auto kRunLimit = std::chrono::seconds(60);  // per measured run
 
 double seconds_since(Steady::time_point start) {
@@ -247,7 +261,7 @@ int per_run(int clients) { return std::max(400, 25 * clients); }
 
 int pool_size() {
   int n = 64;
-  for (int c : kLevels) n += kRepetitions * per_run(c);
+  for (int c : levels()) n += kRepetitions * per_run(c);
   return n;
 }
 
@@ -280,26 +294,86 @@ json bench_ca(const fs::path& work) {
   test::BackgroundProcess ca({EVPN_CA_BIN, "serve", "--dir", dir}, work / "ca-serve.log");
   if (!test::wait_for_port(port, std::chrono::seconds(10))) throw std::runtime_error("evpn-ca serve did not start");
   json r = measure_levels(port, "/v1/enroll", [&](int n) { return pool.take(n); }, enrolled, ca.pid(),
-                          {std::begin(kLevels), std::end(kLevels)}, per_run);
+                          levels(), per_run);
   ca.stop();
   r["synchronous"] = "FULL, WAL, group commit (ca-service/store/store.cpp)";
   r["worker_threads"] = "16 (max(16, 4 x cores), ca-service/app.cpp)";
   return r;
 }
 
-// Row 2: `cfssl serve` over HTTPS with a CA made by openssl, signing the same kind of CSRs.
-json bench_cfssl(const fs::path& work) {
-  if (test::run({"sh", "-c", "command -v cfssl"}).exit_code != 0) return {{"measured", false}, {"why", "cfssl not installed"}};
-  const fs::path dir = work / "cfssl";
+// A P-256 CA made by openssl in `dir` (ca.pem, ca-key.pem), whose certificate also serves TLS on 127.0.0.1.
+void openssl_ca(const fs::path& dir, const std::string& name) {
   fs::create_directories(dir);
   must_run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-            dir / "ca-key.pem", "-out", dir / "ca.pem", "-subj", "/CN=bench cfssl CA", "-days", "2",
+            dir / "ca-key.pem", "-out", dir / "ca.pem", "-subj", "/CN=" + name, "-days", "2",
             "-addext", "subjectAltName=IP:127.0.0.1"});
+}
+
+// The certificates table that cfssl's certdb writes to, as its SQLite migration for cfssl 1.2
+// creates it (cfssl's sign inserts these eight columns). cfssl does not create it itself.
+constexpr const char* kCfsslCertdbSchema = R"(
+CREATE TABLE certificates (
+  serial_number            blob NOT NULL,
+  authority_key_identifier blob NOT NULL,
+  ca_label                 blob,
+  status                   blob NOT NULL,
+  reason                   int,
+  expiry                   timestamp,
+  revoked_at               timestamp,
+  pem                      blob NOT NULL,
+  PRIMARY KEY(serial_number, authority_key_identifier)
+);
+CREATE TABLE ocsp_responses (
+  serial_number            blob NOT NULL,
+  authority_key_identifier blob NOT NULL,
+  body                     blob NOT NULL,
+  expiry                   timestamp,
+  PRIMARY KEY(serial_number, authority_key_identifier),
+  FOREIGN KEY(serial_number, authority_key_identifier) REFERENCES certificates(serial_number, authority_key_identifier)
+);)";
+
+void sqlite_exec(const fs::path& file, const char* sql) {
+  sqlite3* db = nullptr;
+  const int opened = sqlite3_open(file.c_str(), &db);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> guard(db, sqlite3_close);
+  char* message = nullptr;
+  if (opened != SQLITE_OK || sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    const std::string what = message ? message : sqlite3_errmsg(db);
+    sqlite3_free(message);
+    throw std::runtime_error("cannot create " + file.string() + ": " + what);
+  }
+}
+
+std::size_t count_rows(const fs::path& file, const char* table) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> guard(db, sqlite3_close);
+  sqlite3_stmt* stmt = nullptr;
+  const std::string sql = std::string("SELECT count(*) FROM ") + table;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) return 0;
+  const std::size_t n = sqlite3_step(stmt) == SQLITE_ROW ? static_cast<std::size_t>(sqlite3_column_int64(stmt, 0)) : 0;
+  sqlite3_finalize(stmt);
+  return n;
+}
+
+// Row 2: `cfssl serve` over HTTPS with a CA made by openssl, signing the same kind of CSRs; with
+// `record`, cfssl's own SQLite certificate database (-db-config) records every certificate.
+json bench_cfssl(const fs::path& work, bool record) {
+  if (test::run({"sh", "-c", "command -v cfssl"}).exit_code != 0) return {{"measured", false}, {"why", "cfssl not installed"}};
+  const fs::path dir = work / (record ? "cfssl-db" : "cfssl");
+  openssl_ca(dir, "bench cfssl CA");
+  std::vector<std::string> argv = {"cfssl", "serve", "-address", "127.0.0.1", "-port", "", "-ca", dir / "ca.pem",
+                                   "-ca-key", dir / "ca-key.pem", "-tls-cert", dir / "ca.pem", "-tls-key",
+                                   dir / "ca-key.pem"};
+  const fs::path db = dir / "certdb.sqlite";
+  if (record) {
+    sqlite_exec(db, kCfsslCertdbSchema);
+    std::ofstream(dir / "db-config.json") << json{{"driver", "sqlite3"}, {"data_source", db.string()}}.dump();
+    argv.insert(argv.end(), {"-db-config", dir / "db-config.json"});
+  }
   const std::uint16_t port = test::free_port();
-  test::BackgroundProcess cfssl({"cfssl", "serve", "-address", "127.0.0.1", "-port", std::to_string(port), "-ca",
-                                 dir / "ca.pem", "-ca-key", dir / "ca-key.pem", "-tls-cert", dir / "ca.pem",
-                                 "-tls-key", dir / "ca-key.pem"},
-                                dir / "cfssl.log");
+  argv[5] = std::to_string(port);
+  test::BackgroundProcess cfssl(argv, dir / "cfssl.log");
   if (!test::wait_for_port(port, std::chrono::seconds(10)))
     return {{"measured", false}, {"why", "cfssl serve did not start: " + test::read_file(dir / "cfssl.log")}};
   BodyPool pool;
@@ -308,10 +382,136 @@ json bench_cfssl(const fs::path& work) {
     return status == 200 && body.find("\"success\":true") != std::string::npos;
   };
   json r = measure_levels(port, "/api/v1/cfssl/sign", [&](int n) { return pool.take(n); }, signed_ok, cfssl.pid(),
-                          {std::begin(kLevels), std::end(kLevels)}, per_run);
+                          levels(), per_run);
   cfssl.stop();
   r["measured"] = true;
-  r["durable_store"] = "none (cfssl serve without -db-config records nothing)";
+  if (record) {
+    r["durable_store"] = "cfssl certdb, SQLite as cfssl opens it (rollback journal, synchronous=FULL, one commit per certificate)";
+    r["rows_recorded"] = count_rows(db, "certificates");
+  } else {
+    r["durable_store"] = "none (cfssl serve without -db-config records nothing)";
+  }
+  return r;
+}
+
+std::string base64url(std::string_view bytes) {
+  std::string out = crypto::to_base64(bytes);
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return out;
+}
+
+// A JWK provisioner's P-256 key: its public half as ca.json names it, and one-time tokens (ES256
+// JWTs) that step-ca accepts for POST /1.0/sign of a CSR with CN `subject`.
+class JwkProvisioner {
+ public:
+  JwkProvisioner() : key_(must(crypto::Key::generate(crypto::KeyType::ec_p256))) {
+    unsigned char point[65];
+    std::size_t size = 0;
+    if (EVP_PKEY_get_octet_string_param(key_.get(), OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point, &size) != 1 ||
+        size != 65)
+      throw std::runtime_error("cannot read the provisioner's public key");
+    const std::string bytes(reinterpret_cast<const char*>(point), size);
+    x_ = base64url(bytes.substr(1, 32));
+    y_ = base64url(bytes.substr(33, 32));
+  }
+
+  json public_jwk() const {
+    return {{"use", "sig"}, {"kty", "EC"}, {"kid", kKeyId}, {"crv", "P-256"}, {"alg", "ES256"}, {"x", x_}, {"y", y_}};
+  }
+
+  std::string token(const std::string& name, const std::string& subject, const std::string& audience) const {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const json header = {{"alg", "ES256"}, {"kid", kKeyId}, {"typ", "JWT"}};
+    const json claims = {{"iss", name}, {"sub", subject}, {"aud", audience}, {"sans", {subject}},
+                         {"iat", now}, {"nbf", now - 60}, {"exp", now + 2 * 3600},
+                         {"jti", crypto::to_hex(crypto::random_bytes(16))}};
+    const std::string input = base64url(header.dump()) + "." + base64url(claims.dump());
+    return input + "." + base64url(es256(input));
+  }
+
+ private:
+  static constexpr const char* kKeyId = "evpn-bench";
+
+  template <class T>
+  static T must(Result<T> r) {
+    if (!r) throw std::runtime_error(r.error().detail);
+    return std::move(*r);
+  }
+
+  // JWS wants the signature as r || s, 32 bytes each, not DER.
+  std::string es256(const std::string& input) const {
+    crypto::MdCtx ctx(EVP_MD_CTX_new());
+    unsigned char der[80];
+    std::size_t der_size = sizeof der;
+    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1 ||
+        EVP_DigestSign(ctx.get(), der, &der_size, reinterpret_cast<const unsigned char*>(input.data()), input.size()) != 1)
+      throw std::runtime_error("cannot sign a token");
+    const unsigned char* p = der;
+    std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_size)),
+                                                              ECDSA_SIG_free);
+    std::string out(64, '\0');
+    if (!sig || BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), reinterpret_cast<unsigned char*>(out.data()), 32) != 32 ||
+        BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), reinterpret_cast<unsigned char*>(out.data()) + 32, 32) != 32)
+      throw std::runtime_error("cannot encode a token signature");
+    return out;
+  }
+
+  crypto::Key key_;
+  std::string x_, y_;
+};
+
+// Row 2: step-ca (EVPN_BENCH_STEP_CA, installed by bench/run.sh) with the database `step ca init`
+// configures (badger v2, which syncs every write), a root and an intermediate made by openssl,
+// and one JWK provisioner. Each request is POST /1.0/sign with a CSR and a one-time token made
+// before the clock starts, as the CA's enrollment tokens are: step-ca verifies the token's
+// signature, records the token as used and the certificate, then answers.
+json bench_stepca(const fs::path& work) {
+  const char* binary = std::getenv("EVPN_BENCH_STEP_CA");
+  if (!binary || !*binary) {
+    const char* why = std::getenv("EVPN_BENCH_STEP_CA_SKIP");
+    return {{"measured", false}, {"why", why && *why ? why : "EVPN_BENCH_STEP_CA is not set (bench/run.sh installs step-ca)"}};
+  }
+  const fs::path dir = work / "step-ca";
+  fs::create_directories(dir);
+  must_run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            dir / "root-key.pem", "-out", dir / "root.pem", "-subj", "/CN=bench step-ca root", "-days", "2"});
+  must_run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            dir / "intermediate-key.pem", "-out", dir / "intermediate.csr", "-subj", "/CN=bench step-ca intermediate"});
+  std::ofstream(dir / "intermediate.ext") << "basicConstraints=critical,CA:TRUE,pathlen:0\n"
+                                             "keyUsage=critical,keyCertSign,cRLSign\n"
+                                             "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n";
+  must_run({"openssl", "x509", "-req", "-in", dir / "intermediate.csr", "-CA", dir / "root.pem", "-CAkey",
+            dir / "root-key.pem", "-set_serial", "2", "-days", "2", "-extfile", dir / "intermediate.ext", "-out",
+            dir / "intermediate.pem"});
+  const JwkProvisioner provisioner;
+  const std::uint16_t port = test::free_port();
+  const json config = {
+      {"root", (dir / "root.pem").string()},
+      {"crt", (dir / "intermediate.pem").string()},
+      {"key", (dir / "intermediate-key.pem").string()},
+      {"address", "127.0.0.1:" + std::to_string(port)},
+      {"dnsNames", {"127.0.0.1"}},
+      {"logger", {{"format", "text"}}},
+      {"db", {{"type", "badgerv2"}, {"dataSource", (dir / "db").string()}}},
+      {"authority", {{"provisioners", {{{"type", "JWK"}, {"name", "bench"}, {"key", provisioner.public_jwk()}}}}}},
+      {"tls", {{"minVersion", 1.2}, {"maxVersion", 1.3}, {"renegotiation", false}}}};
+  std::ofstream(dir / "ca.json") << config.dump(2);
+  test::BackgroundProcess ca({binary, dir / "ca.json"}, dir / "step-ca.log");
+  if (!test::wait_for_port(port, std::chrono::seconds(30)))
+    return {{"measured", false}, {"why", "step-ca did not start: " + test::read_file(dir / "step-ca.log")}};
+  BodyPool pool;
+  const std::vector<std::string> csrs = make_csrs("stepca", pool_size());
+  for (std::size_t i = 0; i < csrs.size(); ++i) {
+    const std::string subject = "stepca-" + std::to_string(i);
+    pool.all.push_back(json{{"csr", csrs[i]}, {"ott", provisioner.token("bench", subject, "https://127.0.0.1/1.0/sign")}}.dump());
+  }
+  json r = measure_levels(port, "/1.0/sign", [&](int n) { return pool.take(n); }, enrolled, ca.pid(),
+                          levels(), per_run);
+  ca.stop();
+  r["measured"] = true;
+  r["version"] = must_run({binary, "version"});
+  r["durable_store"] = "badger v2 as step ca init configures it (SyncWrites on): the used token and the certificate";
   return r;
 }
 
@@ -466,6 +666,18 @@ double stripped_size_mb(const fs::path& work) {
   return static_cast<double>(fs::file_size(copy)) / (1024 * 1024);
 }
 
+// The peers of row 2, in the table's order: name in results.json, label, durable.
+struct Peer {
+  const char* key;
+  const char* label;
+  bool durable;
+};
+constexpr Peer kPeers[] = {{"cfssl", "cfssl sign, no record", false},
+                           {"cfssl_db", "cfssl sign + SQLite certdb", true},
+                           {"step_ca", "step-ca sign + badger", true}};
+
+bool measured(const json& r, const char* key) { return r.contains(key) && r[key].value("measured", false); }
+
 void print_table(const json& r) {
   std::vector<std::array<std::string, 3>> rows;
   auto f = [](double v, int digits = 1) {
@@ -473,48 +685,81 @@ void print_table(const json& r) {
     std::snprintf(b, sizeof b, "%.*f", digits, v);
     return std::string(b);
   };
-  const json& ca = r["ca"];
-  const json& cf = r["cfssl"];
-  const double limit = r["speed"]["ecdsa_p256"]["enrollments_per_second_limit"];
-  for (int c : kLevels) {
-    const json& o = ca[std::to_string(c)];
-    rows.push_back({"1 CA enroll, " + std::to_string(c) + " clients",
-                    f(o["per_second"]) + "/s p50 " + f(o["p50_ms"]) + " ms p99 " + f(o["p99_ms"]) + " ms",
-                    "CA used " + f(o["server_cores_used"], 2) + " cores, clients " + f(o["client_cores_used"], 2)});
-  }
-  for (int c : kLevels) {
-    if (!cf.value("measured", false)) {
-      rows.push_back({"2 cfssl sign, " + std::to_string(c) + " clients", "not measured", cf.value("why", "")});
-      continue;
+  auto rate = [](const json& part, int clients) { return part[std::to_string(clients)]["per_second"].get<double>(); };
+  auto figure = [&](const json& o) {
+    return f(o["per_second"]) + "/s p50 " + f(o["p50_ms"]) + " ms p99 " + f(o["p99_ms"]) + " ms" +
+           (o["failed"].get<int>() > 0 ? ", " + std::to_string(o["failed"].get<int>()) + " failed" : "");
+  };
+  const bool has_ca = r.contains("ca");
+  if (has_ca)
+    for (int c : levels()) {
+      const json& o = r["ca"][std::to_string(c)];
+      rows.push_back({"1 CA enroll, " + std::to_string(c) + " clients", figure(o),
+                      "CA used " + f(o["server_cores_used"], 2) + " cores, clients " + f(o["client_cores_used"], 2)});
     }
-    const json& o = cf[std::to_string(c)];
-    const double ratio = ca[std::to_string(c)]["per_second"].get<double>() / o["per_second"].get<double>();
-    rows.push_back({"2 cfssl sign, " + std::to_string(c) + " clients",
-                    f(o["per_second"]) + "/s p50 " + f(o["p50_ms"]) + " ms p99 " + f(o["p99_ms"]) + " ms",
-                    "ours/cfssl " + f(ratio, 2) + (c == 64 ? " (target >= 2)" : "") + "; cfssl used " +
-                        f(o["server_cores_used"], 2) + " cores, clients " + f(o["client_cores_used"], 2)});
+  for (const Peer& peer : kPeers) {
+    if (!r.contains(peer.key)) continue;
+    const json& p = r[peer.key];
+    for (int c : levels()) {
+      const std::string row = std::string("2 ") + peer.label + ", " + std::to_string(c) + " clients";
+      if (!measured(r, peer.key)) {
+        rows.push_back({row, "not measured", p.value("why", "")});
+        break;
+      }
+      const json& o = p[std::to_string(c)];
+      rows.push_back({row, figure(o),
+                      (has_ca ? "ours/this " + f(rate(r["ca"], c) / rate(p, c), 2) + "; " : std::string()) + "used " +
+                          f(o["server_cores_used"], 2) + " cores, clients " + f(o["client_cores_used"], 2)});
+    }
   }
-  const double manual = r["manual"]["nodes_per_second"];
-  rows.push_back({"3 manual openssl req+x509", f(manual) + " nodes/s",
-                  "ours(1 client)/manual " + f(ca["1"]["per_second"].get<double>() / manual, 1) + ", ours(64)/manual " +
-                      f(ca["64"]["per_second"].get<double>() / manual, 1)});
-  const json& p = r["speed"]["ecdsa_p256"];
-  rows.push_back({"4 openssl speed P-256", f(p["sign_per_second"], 0) + " sign/s, " + f(p["verify_per_second"], 0) +
-                      " verify/s", "limit " + f(limit, 0) + " enroll/s/core"});
-  const json& rsa = r["speed"]["rsa2048"];
-  rows.push_back({"4 openssl speed RSA-2048", f(rsa["sign_per_second"], 0) + " sign/s, " +
-                      f(rsa["verify_per_second"], 0) + " verify/s", "limit " +
-                      f(rsa["enrollments_per_second_limit"], 0) + " enroll/s/core (reference)"});
-  const json& c64 = ca["64"];
-  const double per_core = c64["per_second"].get<double>() / std::max(0.01, c64["server_cores_used"].get<double>());
-  rows.push_back({"4 CA per core used (64 clients)", f(per_core) + " enroll/s/core",
-                  f(100 * per_core / limit) + "% of P-256 limit (target >= 50%)"});
-  if (r.contains("directory")) {
+  if (has_ca) {
+    for (int c : levels()) {
+      double best = 0;
+      std::string best_label;
+      for (const Peer& peer : kPeers)
+        if (peer.durable && measured(r, peer.key) && rate(r[peer.key], c) > best)
+          best = rate(r[peer.key], c), best_label = peer.label;
+      if (best > 0)
+        rows.push_back({"2 ours / best durable peer, " + std::to_string(c) + " clients",
+                        f(rate(r["ca"], c) / best, 2) + " (" + best_label + ")", "target >= 2"});
+    }
+    if (measured(r, "cfssl") && r["ca"].contains("64"))
+      rows.push_back({"2 ours / cfssl without record, 64 clients", f(rate(r["ca"], 64) / rate(r["cfssl"], 64), 2),
+                      "target >= 1"});
+    for (int c : levels()) {
+      const json& o = r["ca"][std::to_string(c)];
+      rows.push_back({"4 CA CPU per enrollment, " + std::to_string(c) + " clients",
+                      f(1e6 * o["server_cores_used"].get<double>() / o["per_second"].get<double>(), 0) + " us", ""});
+    }
+  }
+  const bool all_levels = has_ca && r["ca"].contains("1") && r["ca"].contains("8") && r["ca"].contains("64");
+  if (r.contains("manual") && all_levels) {
+    const double manual = r["manual"]["nodes_per_second"];
+    rows.push_back({"3 manual openssl req+x509", f(manual) + " nodes/s",
+                    "ours(1 client)/manual " + f(rate(r["ca"], 1) / manual, 1) + ", ours(64)/manual " +
+                        f(rate(r["ca"], 64) / manual, 1)});
+  }
+  if (r.contains("speed")) {
+    const json& p = r["speed"]["ecdsa_p256"];
+    const double limit = p["enrollments_per_second_limit"];
+    rows.push_back({"4 openssl speed P-256", f(p["sign_per_second"], 0) + " sign/s, " + f(p["verify_per_second"], 0) +
+                        " verify/s", "limit " + f(limit, 0) + " enroll/s/core"});
+    const json& rsa = r["speed"]["rsa2048"];
+    rows.push_back({"4 openssl speed RSA-2048", f(rsa["sign_per_second"], 0) + " sign/s, " +
+                        f(rsa["verify_per_second"], 0) + " verify/s", "limit " +
+                        f(rsa["enrollments_per_second_limit"], 0) + " enroll/s/core (reference)"});
+    if (all_levels) {
+      const json& c64 = r["ca"]["64"];
+      const double per_core = c64["per_second"].get<double>() / std::max(0.01, c64["server_cores_used"].get<double>());
+      rows.push_back({"4 CA per core used (64 clients)", f(per_core) + " enroll/s/core",
+                      f(100 * per_core / limit) + "% of P-256 limit (target >= 50%)"});
+    }
+  }
+  if (r.contains("directory") && all_levels) {
     const json& d = r["directory"];
     const json& e = d["enroll"]["8"];
-    rows.push_back({"5 CA + ejabberd, 8 clients",
-                    f(e["per_second"]) + "/s p50 " + f(e["p50_ms"]) + " ms p99 " + f(e["p99_ms"]) + " ms",
-                    "vs none: " + f(e["per_second"].get<double>() / ca["8"]["per_second"].get<double>(), 2)});
+    rows.push_back({"5 CA + ejabberd, 8 clients", figure(e),
+                    "vs none: " + f(e["per_second"].get<double>() / rate(r["ca"], 8), 2)});
     const json& s = d["storm"];
     rows.push_back({"5 storm " + std::to_string(s["agents"].get<int>()) + " agents, " +
                         std::to_string(s["parallel"].get<int>()) + " at a time",
@@ -528,10 +773,10 @@ void print_table(const json& r) {
                         ", CA " + f(a["ca_round_trip_ms"]) + ", XMPP " + f(a["xmpp_login_ms"]) + ", rest " +
                         f(a["rest_ms"]), "CPU " + f(a["cpu_ms"]) + " ms (target own work < 50 ms)"});
     rows.push_back({"6 agent peak RSS", f(a["peak_rss_mb"], 2) + " MB", "target < 10 MB"});
-  } else {
+  } else if (r.contains("directory_error")) {
     rows.push_back({"5/6 directory, storm, agent", "not measured", r.value("directory_error", "")});
   }
-  rows.push_back({"6 agent stripped binary", f(r["agent_stripped_mb"], 2) + " MB", ""});
+  if (r.contains("agent_stripped_mb")) rows.push_back({"6 agent stripped binary", f(r["agent_stripped_mb"], 2) + " MB", ""});
   std::size_t w0 = 0, w1 = 0;
   for (const auto& row : rows) w0 = std::max(w0, row[0].size()), w1 = std::max(w1, row[1].size());
   for (const auto& row : rows)
@@ -555,37 +800,37 @@ int main(int argc, char** argv) {
     const std::string cpuinfo = test::read_file("/proc/cpuinfo");
     std::regex_search(cpuinfo, model, std::regex(R"(model name\s*:\s*([^\n]*))"));
     r["machine"] = {{"nproc", std::thread::hardware_concurrency()}, {"cpu", model.size() > 1 ? model[1].str() : ""}};
-    auto write_results = [&] {
-      std::ofstream(argv[1]) << r.dump(2) << "\n";
-      std::cout << r.dump(2) << "\n";
-    };
-    if (const char* only = std::getenv("EVPN_BENCH_ONLY")) {
-      if (std::string(only) == "ca")
-        r["ca"] = bench_ca(work.path());
-      else if (std::string(only) == "directory")
-        r["directory"] = bench_directory(storm_agents, storm_parallel);
-      else
-        throw std::runtime_error("EVPN_BENCH_ONLY must be ca or directory");
-      write_results();
-      return 0;
+    // The parts in the order they run; EVPN_BENCH_ONLY=a,b,... runs only those (for profiling one).
+    const std::vector<std::pair<std::string, std::function<void()>>> parts = {
+        {"speed", [&] { r["speed"] = bench_speed(); }},
+        {"ca", [&] { r["ca"] = bench_ca(work.path()); }},
+        {"cfssl", [&] { r["cfssl"] = bench_cfssl(work.path(), false); }},
+        {"cfssl-db", [&] { r["cfssl_db"] = bench_cfssl(work.path(), true); }},
+        {"step-ca", [&] { r["step_ca"] = bench_stepca(work.path()); }},
+        {"manual", [&] { r["manual"] = bench_manual(work.path()); }},
+        {"directory", [&] {
+           try {
+             r["directory"] = bench_directory(storm_agents, storm_parallel);
+           } catch (const std::exception& e) {
+             r["directory_error"] = e.what();
+           }
+         }},
+        {"agent-size", [&] { r["agent_stripped_mb"] = stripped_size_mb(work.path()); }}};
+    std::string only = std::getenv("EVPN_BENCH_ONLY") ? std::getenv("EVPN_BENCH_ONLY") : "";
+    std::istringstream names(std::regex_replace(only, std::regex(","), " "));
+    for (std::string name; names >> name;)
+      if (std::none_of(parts.begin(), parts.end(), [&](const auto& p) { return p.first == name; }))
+        throw std::runtime_error("EVPN_BENCH_ONLY names '" + name +
+                                 "': use a comma-separated list of speed, ca, cfssl, cfssl-db, step-ca, manual, "
+                                 "directory, agent-size");
+    const std::string wanted = "," + only + ",";
+    for (const auto& [name, run] : parts) {
+      if (!only.empty() && wanted.find("," + name + ",") == std::string::npos) continue;
+      std::cerr << "[bench] " << name << "\n";
+      run();
     }
-    std::cerr << "[bench] openssl speed\n";
-    r["speed"] = bench_speed();
-    std::cerr << "[bench] evpn-ca serve (directory none)\n";
-    r["ca"] = bench_ca(work.path());
-    std::cerr << "[bench] cfssl serve\n";
-    r["cfssl"] = bench_cfssl(work.path());
-    std::cerr << "[bench] manual openssl path\n";
-    r["manual"] = bench_manual(work.path());
-    std::cerr << "[bench] ejabberd directory, storm, agent\n";
-    try {
-      r["directory"] = bench_directory(storm_agents, storm_parallel);
-    } catch (const std::exception& e) {
-      r["directory_error"] = e.what();
-    }
-    r["agent_stripped_mb"] = stripped_size_mb(work.path());
     print_table(r);
-    write_results();
+    std::ofstream(argv[1]) << r.dump(2) << "\n";
   } catch (const std::exception& e) {
     std::cerr << "evpn-bench: " << e.what() << "\n";
     return 1;

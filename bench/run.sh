@@ -2,6 +2,9 @@
 # The benchmarks of the README's Performance section in one command: installs what is missing (cfssl, GNU time), builds
 # Release into build-bench/, runs evpn-bench, prints the table and writes build-bench/results.json.
 # Usage: bench/run.sh [STORM_AGENTS [STORM_PARALLEL]]   (as root on Debian bookworm; default 1000 32)
+# step-ca, the second durable peer, is built with `go install` into EVPN_BENCH_TOOLS (default
+# /var/tmp/evpn-bench-tools, outside the repository) when a Go toolchain and its module proxy are
+# there; without them its row says why it was skipped. EVPN_BENCH_ONLY=ca,cfssl,... runs some parts.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +16,25 @@ command -v cfssl >/dev/null || missing+=(golang-cfssl)
 [ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null || echo "could not install ${missing[*]}"
+fi
+
+step_ca_version=v0.30.2
+tools=${EVPN_BENCH_TOOLS:-/var/tmp/evpn-bench-tools}
+go=$(command -v go || echo /usr/local/go/bin/go)
+unset EVPN_BENCH_STEP_CA EVPN_BENCH_STEP_CA_SKIP
+if [ -x "$tools/bin/step-ca" ] && "$tools/bin/step-ca" version 2>/dev/null | grep -q "${step_ca_version#v}"; then
+  export EVPN_BENCH_STEP_CA=$tools/bin/step-ca
+elif [ ! -x "$go" ]; then
+  export EVPN_BENCH_STEP_CA_SKIP="skipped: no Go toolchain to build step-ca with"
+else
+  echo "building step-ca $step_ca_version with go install (several minutes the first time)"
+  mkdir -p "$tools"
+  if GOPATH=$tools/gopath GOCACHE=$tools/gocache GOBIN=$tools/bin \
+      "$go" install "github.com/smallstep/certificates/cmd/step-ca@$step_ca_version" >"$tools/go-install.log" 2>&1; then
+    export EVPN_BENCH_STEP_CA=$tools/bin/step-ca
+  else
+    export EVPN_BENCH_STEP_CA_SKIP="skipped: go install step-ca@$step_ca_version failed (Go module proxy unreachable?): $(tail -n1 "$tools/go-install.log")"
+  fi
 fi
 
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DEVPN_TEST_HOOKS=OFF >/dev/null
