@@ -29,7 +29,8 @@ elif [ ! -x "$go" ]; then
 else
   echo "building step-ca $step_ca_version with go install (several minutes the first time)"
   mkdir -p "$tools"
-  if GOPATH=$tools/gopath GOCACHE=$tools/gocache GOBIN=$tools/bin \
+  # CGO off, as smallstep builds its releases: the cgo YubiKey support would need libpcsclite-dev.
+  if CGO_ENABLED=0 GOPATH=$tools/gopath GOCACHE=$tools/gocache GOBIN=$tools/bin \
       "$go" install "github.com/smallstep/certificates/cmd/step-ca@$step_ca_version" >"$tools/go-install.log" 2>&1; then
     export EVPN_BENCH_STEP_CA=$tools/bin/step-ca
   else

@@ -170,9 +170,33 @@ Result<X509Revoked> crl_entry(const RevokedCertificate& revoked) {
   return entry;
 }
 
-Result<X509Ptr> sign(X509Ptr cert, const Key& key) {
+Result<X509Ptr> sign_with(X509Ptr cert, const Key& key) {
   if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0) return build_failure("sign a certificate");
   return cert;
+}
+
+// An extension given in OpenSSL's configuration syntax, for a certificate issued by `issuer`.
+X509Ext make_extension(const X509* issuer, int nid, const char* value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, const_cast<X509*>(issuer), nullptr, nullptr, nullptr, 0);
+  X509Ext ext(X509V3_EXT_nconf_nid(nullptr, &ctx, nid, value));
+  if (!ext) throw std::runtime_error("cannot build a certificate extension: " + drain_openssl_errors());
+  return ext;
+}
+
+// The subjectKeyIdentifier of RFC 5280 4.2.1.2 method (1), as OpenSSL's "hash" computes it: the
+// SHA-1 of the subjectPublicKey bits.
+Result<void> add_subject_key_id(X509* cert, const EVP_MD* sha1) {
+  const ASN1_BIT_STRING* bits = X509_get0_pubkey_bitstr(cert);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  Asn1OctetString id(ASN1_OCTET_STRING_new());
+  if (!bits || !id || EVP_Digest(ASN1_STRING_get0_data(bits), static_cast<std::size_t>(ASN1_STRING_length(bits)), digest,
+                                 &size, sha1, nullptr) != 1 ||
+      ASN1_OCTET_STRING_set(id.get(), digest, static_cast<int>(size)) != 1 ||
+      X509_add1_ext_i2d(cert, NID_subject_key_identifier, id.get(), 0, X509V3_ADD_DEFAULT) != 1)
+    return build_failure("add the subjectKeyIdentifier");
+  return {};
 }
 
 // A new certificate (see new_certificate) that OpenSSL can verify and use as it is: root and
@@ -186,7 +210,29 @@ Result<X509Ptr> new_decoded_certificate(const std::string& cn, const X509* issue
 
 }  // namespace
 
-Signer::Signer(Key ca_key, Certificate root) : key_(std::move(ca_key)), root_(std::move(root)) {}
+Signer::Signer(Key ca_key, Certificate root)
+    : key_(std::move(ca_key)),
+      root_(std::move(root)),
+      sign_template_(EVP_MD_CTX_new()),
+      sha1_(EVP_MD_fetch(nullptr, "SHA1", nullptr)),
+      leaf_{make_extension(root_.get(), NID_basic_constraints, "critical,CA:FALSE"),
+            make_extension(root_.get(), NID_key_usage, "critical,digitalSignature"),
+            // keyEncipherment only means something for RSA key transport.
+            make_extension(root_.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment"),
+            make_extension(root_.get(), NID_ext_key_usage, "clientAuth"),
+            make_extension(root_.get(), NID_ext_key_usage, "serverAuth"),
+            make_extension(root_.get(), NID_authority_key_identifier, "keyid:always")} {
+  if (!sign_template_ || !sha1_ ||
+      EVP_DigestSignInit_ex(sign_template_.get(), nullptr, "SHA256", nullptr, nullptr, key_.get(), nullptr) != 1)
+    throw std::runtime_error("cannot prepare signing with the CA key: " + drain_openssl_errors());
+}
+
+Result<X509Ptr> Signer::sign(X509Ptr cert) const {
+  MdCtx ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_MD_CTX_copy_ex(ctx.get(), sign_template_.get()) != 1 || X509_sign_ctx(cert.get(), ctx.get()) <= 0)
+    return build_failure("sign a certificate");
+  return cert;
+}
 
 Result<Certificate> Signer::create_root(const Key& ca_key, const std::string& common_name, TimePoint now) {
   auto cert = new_decoded_certificate(common_name, nullptr, ca_key.get(), root_lifetime, now);
@@ -197,26 +243,23 @@ Result<Certificate> Signer::create_root(const Key& ca_key, const std::string& co
                                {NID_subject_key_identifier, "hash"}});
       !r)
     return r.error();
-  auto root = sign(std::move(*cert), ca_key);
+  auto root = sign_with(std::move(*cert), ca_key);
   if (!root) return root.error();
   return Certificate(std::move(*root));
 }
 
-Result<X509Ptr> Signer::issue_leaf(X509Ptr cert, EVP_PKEY* subject_key, const char* extended_key_usage,
+Result<X509Ptr> Signer::issue_leaf(X509Ptr cert, EVP_PKEY* subject_key, const X509_EXTENSION* extended_key_usage,
                                    GENERAL_NAMES* alt_names) const {
-  // keyEncipherment only means something for RSA key transport.
-  const char* key_usage =
-      EVP_PKEY_is_a(subject_key, "RSA") ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature";
-  if (auto r = add_extensions(cert.get(), root_.get(),
-                              {{NID_basic_constraints, "critical,CA:FALSE"},
-                               {NID_key_usage, key_usage},
-                               {NID_ext_key_usage, extended_key_usage},
-                               {NID_subject_key_identifier, "hash"},
-                               {NID_authority_key_identifier, "keyid:always"}});
-      !r)
-    return r.error();
+  const X509_EXTENSION* key_usage = EVP_PKEY_is_a(subject_key, "RSA") ? leaf_.key_usage_rsa.get() : leaf_.key_usage.get();
+  for (const X509_EXTENSION* ext : std::initializer_list<const X509_EXTENSION*>{leaf_.ca_false.get(), key_usage,
+                                                                                 extended_key_usage})
+    if (X509_add_ext(cert.get(), const_cast<X509_EXTENSION*>(ext), -1) != 1)
+      return build_failure("add a certificate extension");
+  if (auto r = add_subject_key_id(cert.get(), sha1_.get()); !r) return r.error();
+  if (X509_add_ext(cert.get(), leaf_.authority_key_id.get(), -1) != 1)
+    return build_failure("add the authorityKeyIdentifier");
   if (auto r = add_subject_alt_names(cert.get(), alt_names); !r) return r.error();
-  return sign(std::move(cert), key_);
+  return sign(std::move(cert));
 }
 
 Result<IssuedCertificate> Signer::issue_node(EVP_PKEY* subject_key, const NodeProfile& profile, TimePoint now) const {
@@ -227,7 +270,7 @@ Result<IssuedCertificate> Signer::issue_node(EVP_PKEY* subject_key, const NodePr
   auto cert = new_certificate(profile.username, root_.get(), profile.lifetime, now);
   if (!cert) return cert.error();
   if (auto r = set_public_key(cert->get(), subject_key); !r) return r.error();
-  auto issued = issue_leaf(std::move(*cert), subject_key, "clientAuth", names.get());
+  auto issued = issue_leaf(std::move(*cert), subject_key, leaf_.client_auth.get(), names.get());
   if (!issued) return issued.error();
   // Only fields that need no key are read from it.
   const Certificate leaf(std::move(*issued));
@@ -243,7 +286,7 @@ Result<Certificate> Signer::issue_server(EVP_PKEY* subject_key, const std::vecto
     if (auto r = push_name(sans.get(), dns_or_ip_name(name)); !r) return r.error();
   auto cert = new_decoded_certificate(names.front(), root_.get(), subject_key, lifetime, now);
   if (!cert) return cert.error();
-  auto issued = issue_leaf(std::move(*cert), subject_key, "serverAuth", sans.get());
+  auto issued = issue_leaf(std::move(*cert), subject_key, leaf_.server_auth.get(), sans.get());
   if (!issued) return issued.error();
   return Certificate(std::move(*issued));
 }

@@ -81,14 +81,29 @@ class Signer {
   const crypto::Certificate& root() const noexcept { return root_; }
 
  private:
+  // The extensions every end-entity certificate under the root shares, made once: building them
+  // from configuration text parses the text and decodes the root's key identifier each time.
+  struct LeafExtensions {
+    crypto::X509Ext ca_false, key_usage, key_usage_rsa, client_auth, server_auth, authority_key_id;
+  };
+  using Md = crypto::Handle<EVP_MD, EVP_MD_free>;
+
   // Makes `cert` (built by new_certificate, with the subject's key set) an end-entity certificate
-  // under the root: CA:FALSE, keyUsage for the key's type, the one extendedKeyUsage given, SKI/AKI
-  // and exactly `alt_names` as subjectAltName; then signs it.
-  Result<crypto::X509Ptr> issue_leaf(crypto::X509Ptr cert, EVP_PKEY* subject_key, const char* extended_key_usage,
+  // under the root: CA:FALSE, keyUsage for the key's type, the one extendedKeyUsage given
+  // (server_auth or client_auth of leaf_), SKI/AKI and exactly `alt_names` as subjectAltName;
+  // then signs it.
+  Result<crypto::X509Ptr> issue_leaf(crypto::X509Ptr cert, EVP_PKEY* subject_key, const X509_EXTENSION* extended_key_usage,
                                      GENERAL_NAMES* alt_names) const;
+  Result<crypto::X509Ptr> sign(crypto::X509Ptr cert) const;
 
   crypto::Key key_;
   crypto::Certificate root_;
+  // OpenSSL 3.0 looks the digest and signature implementations up by name on every X509_sign and
+  // EVP_Digest with EVP_sha256()/EVP_sha1(), under global locks: the CA signs through a copy of a
+  // context initialised once, and hashes key identifiers with a digest fetched once.
+  crypto::MdCtx sign_template_;
+  Md sha1_;
+  LeafExtensions leaf_;
 };
 
 }  // namespace evpn::ca::signing

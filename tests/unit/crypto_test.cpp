@@ -495,6 +495,23 @@ TEST_CASE("a node certificate has a subject key id and an authority key id equal
   CHECK(ASN1_OCTET_STRING_cmp(ski, root_ski) != 0);
 }
 
+TEST_CASE("a node certificate's subject key id is the SHA-1 of its public key bits (RFC 5280 method 1)") {
+  auto signer = make_signer();
+  for (KeyType type : {KeyType::ec_p256, KeyType::rsa_2048}) {
+    auto node = issue_node(signer, type);
+    const ASN1_BIT_STRING* bits = X509_get0_pubkey_bitstr(node.cert.get());
+    REQUIRE(bits);
+    unsigned char sha1[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    REQUIRE(EVP_Digest(ASN1_STRING_get0_data(bits), static_cast<std::size_t>(ASN1_STRING_length(bits)), sha1, &size,
+                       EVP_sha1(), nullptr) == 1);
+    const std::string expected(reinterpret_cast<const char*>(sha1), size);
+    const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(node.cert.get());
+    REQUIRE(ski);
+    CHECK(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(ski)), ASN1_STRING_length(ski)) == expected);
+  }
+}
+
 TEST_CASE("node certificate serials are positive, 128 random bits and differ between issuances") {
   auto signer = make_signer();
   auto key = ok(Key::generate(KeyType::ec_p256));
