@@ -22,7 +22,9 @@ step_ca_version=v0.30.2
 tools=${EVPN_BENCH_TOOLS:-/var/tmp/evpn-bench-tools}
 go=$(command -v go || echo /usr/local/go/bin/go)
 unset EVPN_BENCH_STEP_CA EVPN_BENCH_STEP_CA_SKIP
-if [ -x "$tools/bin/step-ca" ] && "$tools/bin/step-ca" version 2>/dev/null | grep -q "${step_ca_version#v}"; then
+export EVPN_BENCH_STEP_CA_VERSION=$step_ca_version
+# A binary made by go install says "0000000-dev" as its version: a stamp file says which it is.
+if [ -x "$tools/bin/step-ca" ] && [ "$(cat "$tools/bin/step-ca.version" 2>/dev/null)" = "$step_ca_version" ]; then
   export EVPN_BENCH_STEP_CA=$tools/bin/step-ca
 elif [ ! -x "$go" ]; then
   export EVPN_BENCH_STEP_CA_SKIP="skipped: no Go toolchain to build step-ca with"
@@ -32,6 +34,7 @@ else
   # CGO off, as smallstep builds its releases: the cgo YubiKey support would need libpcsclite-dev.
   if CGO_ENABLED=0 GOPATH=$tools/gopath GOCACHE=$tools/gocache GOBIN=$tools/bin \
       "$go" install "github.com/smallstep/certificates/cmd/step-ca@$step_ca_version" >"$tools/go-install.log" 2>&1; then
+    echo "$step_ca_version" >"$tools/bin/step-ca.version"
     export EVPN_BENCH_STEP_CA=$tools/bin/step-ca
   else
     export EVPN_BENCH_STEP_CA_SKIP="skipped: go install step-ca@$step_ca_version failed (Go module proxy unreachable?): $(tail -n1 "$tools/go-install.log")"
