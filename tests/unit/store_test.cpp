@@ -142,11 +142,11 @@ TEST_CASE("store refuses a database written by a newer schema version") {
     std::fstream f(dir.db(), std::ios::in | std::ios::out | std::ios::binary);
     REQUIRE(f);
     f.seekp(63);
-    f.put(3);
+    f.put(4);
   }
   auto store = Store::open(dir.db());
   REQUIRE_FALSE(store);
-  CHECK(store.error().detail.find("schema version 3") != std::string::npos);
+  CHECK(store.error().detail.find("schema version 4") != std::string::npos);
   CHECK(store.error().detail.find("upgrade evpn-ca") != std::string::npos);
 }
 
@@ -162,7 +162,7 @@ TEST_CASE("store migrates a version 1 database: each account it issued for is it
   REQUIRE(sqlite3_open(dir.db().c_str(), &raw) == SQLITE_OK);
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
   REQUIRE(sqlite3_exec(db.get(),
-                       "DROP TABLE accounts; DROP INDEX certificates_by_renewed_from; "
+                       "DROP TABLE counters; DROP TABLE accounts; DROP INDEX certificates_by_renewed_from; "
                        "ALTER TABLE certificates DROP COLUMN renewed_from; "
                        "ALTER TABLE tokens DROP COLUMN adopt_existing; PRAGMA user_version = 1;",
                        nullptr, nullptr, nullptr) == SQLITE_OK);
