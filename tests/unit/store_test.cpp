@@ -1,6 +1,7 @@
 #include "ca-service/store/store.hpp"
 
 #include "tests/support/catch_result.hpp"
+#include "tests/support/postgres_server.hpp"
 
 #include <sqlite3.h>
 
@@ -10,7 +11,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
+#include <iostream>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -36,10 +40,71 @@ struct TempDir {
   std::filesystem::path db() const { return path / "state.db"; }
 };
 
+// The store tests run on SQLite, and once more on PostgreSQL with EVPN_TEST_STORE=postgresql
+// (ctest's unit_store_postgresql): then on a server of their own, each store file becoming a
+// database of its own and each in-memory store a fresh database.
+bool on_postgres() {
+  static const bool postgres = [] {
+    const char* choice = std::getenv("EVPN_TEST_STORE");
+    return choice && std::string(choice) == "postgresql";
+  }();
+  return postgres;
+}
+
+// Without PostgreSQL installed, the PostgreSQL run is skipped (ctest: exit code 77), never passed.
+const bool skip_without_postgres = [] {
+  if (on_postgres() && !evpn::test::PostgresServer::installed()) {
+    std::cerr << "PostgreSQL's server programs are not installed (apt-get install postgresql): skipped\n";
+    std::exit(77);
+  }
+  return false;
+}();
+
+evpn::test::PostgresServer& postgres() {
+  static std::unique_ptr<evpn::test::PostgresServer> server = [] {
+    auto started = std::make_unique<evpn::test::PostgresServer>();
+    started->start();
+    return started;
+  }();
+  return *server;
+}
+
+// The database that stands for the store file `file` on PostgreSQL.
+std::string database_of(const std::filesystem::path& file) {
+  static std::map<std::string, std::string> databases;
+  static int created = 0;
+  std::string& name = databases[file.string()];
+  if (file == ":memory:" || name.empty()) {
+    name = "store_" + std::to_string(created++);
+    postgres().create_database(name);
+  }
+  return name;
+}
+
+StoreLocation location_of(const std::filesystem::path& file) {
+  if (!on_postgres()) return {file.string()};
+  return {postgres().url(database_of(file)), postgres().password()};
+}
+
 Store open_store(const std::filesystem::path& file = ":memory:") {
-  auto store = Store::open(file);
+  auto store = Store::open(location_of(file));
   REQUIRE(store);
   return std::move(*store);
+}
+
+// Runs fixed SQL on the database behind the store file `file`, as an older evpn-ca or a newer one
+// would have left it.
+void execute_sql(const std::filesystem::path& file, const std::string& sql) {
+  if (on_postgres()) return postgres().execute(database_of(file), sql);
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(file.c_str(), &raw) == SQLITE_OK);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
+  REQUIRE(sqlite3_exec(db.get(), sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+}
+
+void set_schema_version(const std::filesystem::path& file, int version) {
+  execute_sql(file, on_postgres() ? "UPDATE schema_version SET version = " + std::to_string(version)
+                                  : "PRAGMA user_version = " + std::to_string(version));
 }
 
 TokenRecord token(const std::string& id, int uses, TimePoint expires_at = kNow + std::chrono::hours(24)) {
@@ -136,15 +201,8 @@ TEST_CASE("store creates its schema and keeps data across reopening a file") {
 TEST_CASE("store refuses a database written by a newer schema version") {
   TempDir dir;
   { open_store(dir.db()); }
-  // user_version is the big-endian 32-bit integer at offset 60 of the database header
-  // (the WAL was checkpointed into the file when the last connection closed).
-  {
-    std::fstream f(dir.db(), std::ios::in | std::ios::out | std::ios::binary);
-    REQUIRE(f);
-    f.seekp(63);
-    f.put(4);
-  }
-  auto store = Store::open(dir.db());
+  set_schema_version(dir.db(), 4);
+  auto store = Store::open(location_of(dir.db()));
   REQUIRE_FALSE(store);
   CHECK(store.error().detail.find("schema version 4") != std::string::npos);
   CHECK(store.error().detail.find("upgrade evpn-ca") != std::string::npos);
@@ -158,15 +216,10 @@ TEST_CASE("store migrates a version 1 database: each account it issued for is it
     REQUIRE(store.record_enrollment("0123456789abcdef", certificate("01", "node1"), kNow));
   }
   // Back to version 1, as evpn-ca 0.1 left its stores.
-  sqlite3* raw = nullptr;
-  REQUIRE(sqlite3_open(dir.db().c_str(), &raw) == SQLITE_OK);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
-  REQUIRE(sqlite3_exec(db.get(),
-                       "DROP TABLE counters; DROP TABLE accounts; DROP INDEX certificates_by_renewed_from; "
-                       "ALTER TABLE certificates DROP COLUMN renewed_from; "
-                       "ALTER TABLE tokens DROP COLUMN adopt_existing; PRAGMA user_version = 1;",
-                       nullptr, nullptr, nullptr) == SQLITE_OK);
-  db.reset();
+  execute_sql(dir.db(),
+              "DROP TABLE counters; DROP TABLE accounts; DROP INDEX certificates_by_renewed_from; "
+              "ALTER TABLE certificates DROP COLUMN renewed_from; ALTER TABLE tokens DROP COLUMN adopt_existing;");
+  set_schema_version(dir.db(), 1);
 
   Store store = open_store(dir.db());
   CHECK(ok(store.owns_account("node1")));
@@ -220,7 +273,19 @@ TEST_CASE("store finds the certificate a renewal replaced its old one with") {
   CHECK(renewal->serial == "02");
 }
 
-TEST_CASE("store reports a file it cannot open") {
+TEST_CASE("store reports a PostgreSQL server it cannot reach, and a URL that would keep a password in clear") {
+  auto unreachable = Store::open(StoreLocation{"postgresql://evpn@127.0.0.1:1/ca?connect_timeout=2"});
+  REQUIRE_FALSE(unreachable);
+  CHECK(unreachable.error().code == Errc::unavailable);
+  CHECK(unreachable.error().detail.find("cannot connect to the CA store postgresql://evpn@127.0.0.1:1/ca") !=
+        std::string::npos);
+  auto with_password = Store::open(StoreLocation{"postgresql://evpn:secret@127.0.0.1:1/ca"});
+  REQUIRE_FALSE(with_password);
+  CHECK(with_password.error().code == Errc::invalid_request);
+  CHECK(with_password.error().detail.find("--store-password-file") != std::string::npos);
+}
+
+TEST_CASE("store reports a file it cannot open", "[sqlite]") {
   TempDir dir;
   auto store = Store::open(dir.path / "missing" / "state.db");
   REQUIRE_FALSE(store);
