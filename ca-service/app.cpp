@@ -84,6 +84,26 @@ Result<void> init(const InitOptions& o) {
       config.hostnames.insert(config.hostnames.begin(), listen->host);
   }
 
+  // A shared store is checked before anything is written: it must answer, and it must not hold
+  // another CA's state (a replica is a copy of that CA's directory, not a new init).
+  std::optional<store::Store> shared;
+  if (!o.store.empty()) {
+    if (auto r = store::check_postgres_url(o.store); !r) return with_context(r.error(), "--store");
+    config.store = o.store;
+    if (!o.store_password_file.empty())
+      config.store_password_file = std::filesystem::absolute(o.store_password_file).string();
+    auto opened = open_store(paths, config);
+    if (!opened) return opened.error();
+    auto history = opened->list_audit();
+    if (!history) return history.error();
+    if (!history->empty())
+      return fail(Errc::conflict, "the store " + o.store + " already holds a CA's state; to add a replica of that "
+                                  "CA, copy its directory (keys included) instead of running init");
+    shared.emplace(std::move(*opened));
+  } else if (!o.store_password_file.empty()) {
+    return fail(Errc::invalid_request, "--store-password-file goes with --store postgresql://...");
+  }
+
   std::error_code ec;
   std::filesystem::create_directories(paths.tls_dir(), ec);
   if (ec) return fail(Errc::io, "cannot create " + paths.tls_dir().string() + ": " + ec.message());
@@ -99,9 +119,11 @@ Result<void> init(const InitOptions& o) {
   auto tls_prefix = paths.tls_dir() / "server";
   if (auto r = write_server_pair(signer, config.hostnames, tls_lifetime, tls_prefix); !r) return r;
   if (auto r = save_config(paths.config(), config); !r) return r;
-  if (auto store = store::Store::open(paths.store()); !store) return store.error();
-  // Token hashes and the issuance history are nobody else's business.
-  std::filesystem::permissions(paths.store(), private_file, ec);
+  if (!shared) {
+    if (auto store = store::Store::open(paths.store()); !store) return store.error();
+    // Token hashes and the issuance history are nobody else's business.
+    std::filesystem::permissions(paths.store(), private_file, ec);
+  }
 
   std::cerr << "evpn-ca: initialised " << paths.dir.string() << " for XMPP domain " << o.xmpp_domain
             << "; give nodes the CA URL https://" << config.hostnames.front() << ":" << listen->port
@@ -129,7 +151,7 @@ Result<void> group_add(const GroupAddOptions& o) {
       o.overlay.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
           std::string::npos)
     return fail(Errc::invalid_request, "--overlay must be 1-64 letters, digits, '_' or '-' (e.g. 101000F)");
-  auto store = store::Store::open(CaPaths{o.dir}.store());
+  auto store = open_store(CaPaths{o.dir});
   if (!store) return store.error();
   if (auto r = store->add_group({o.name, o.overlay, *lifetime}); !r) return r;
   std::cerr << "evpn-ca: group " << o.name << " -> overlay " << o.overlay << ", certificates valid " << o.lifetime

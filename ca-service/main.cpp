@@ -43,6 +43,12 @@ int main(int argc, char** argv) {
                        "openfire: the admin user for --directory-auth basic");
   init_cmd->add_option("--key-type", init.key_type, "CA key type: ec-p256, rsa-2048 or rsa-3072")->capture_default_str();
   init_cmd->add_option("--listen", init.listen, "HOST:PORT that `serve` listens on")->capture_default_str();
+  init_cmd->add_option("--store", init.store,
+                       "a PostgreSQL database shared by several `serve` replicas: postgresql://USER@HOST:PORT/DB "
+                       "(TLS options such as ?sslmode=verify-full in the URL; default: SQLite in --dir)");
+  init_cmd->add_option("--store-password-file", init.store_password_file,
+                       "file holding the PostgreSQL password (default: libpq's PGPASSWORD or ~/.pgpass); its path, "
+                       "not the password, goes in config.json");
   init_cmd->add_option("--hostname", init.hostnames,
                        "name in the service's TLS certificate (repeatable; default: localhost, 127.0.0.1)");
 

@@ -22,8 +22,10 @@ inline constexpr std::chrono::seconds maintenance_interval{30};
 // The CA key and root of an initialised directory.
 Result<signing::Signer> load_signer(const CaPaths& paths);
 
-// The store of an initialised CA directory; unlike Store::open, never creates one.
+// The store of an initialised CA directory (its config.json says which); unlike Store::open,
+// never creates an SQLite file.
 Result<store::Store> open_store(const CaPaths& paths);
+Result<store::Store> open_store(const CaPaths& paths, const CaConfig& config);
 
 // The parts of an initialised CA directory that `serve` and `revoke` work with. The authority
 // refers to the other parts, so a Service stays where it was made.

@@ -3,6 +3,7 @@
 // PostgreSQL's errors as Errors. Only store/ includes it.
 
 #include "ca-service/store/database.hpp"
+#include "ca-service/store/store.hpp"
 
 #include <libpq-fe.h>
 
@@ -27,10 +28,6 @@ struct PostgresTarget {
   std::string url;
   std::optional<std::string> password{};
 };
-
-// Errc::invalid_request unless `url` is a postgresql:// (or postgres://) URL libpq accepts that
-// does not carry a password (a password belongs in a file of its own, never in config.json).
-Result<void> check_postgres_url(const std::string& url);
 
 // One libpq connection. A connection the server dropped (a restart, a failover) makes the
 // statement that finds out fail with Errc::unavailable; the next transaction or lookup connects

@@ -6,6 +6,12 @@
 #include "ca-service/store/sqlite.hpp"
 #include "common/protocol/enrollment.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <string_view>
 #include <utility>
 
@@ -207,6 +213,8 @@ struct Store::State {
   GroupCommit batch{*writer, write_mutex};
   // PostgreSQL: where it is, and the connection that holds run_exclusive's lock (opened on first use).
   std::optional<PostgresTarget> postgres;
+  // SQLite: the file that run_exclusive locks ("" in memory).
+  std::filesystem::path job_lock_file{};
   std::unique_ptr<PostgresConnection> lease{};
   std::mutex lease_mutex{};
 
@@ -240,6 +248,8 @@ Result<Store> Store::open(const StoreLocation& location) {
     auto connection = std::make_unique<SqliteConnection>(std::move(*reader));
     if (auto r = connection->exec("PRAGMA query_only = ON"); !r) return r.error();
     state->use_reader(std::move(connection));
+    // Not the database file itself: closing any descriptor of it would drop SQLite's own locks.
+    state->job_lock_file = file.string() + "-job";
   }
   return Store(std::move(state));
 }
@@ -536,8 +546,27 @@ Result<CrlContent> Store::take_crl_number(long long at_least) {
   });
 }
 
+namespace {
+
+// flock(2) on a file next to the SQLite database: held by one open file at a time, in this process
+// or another, and released by the kernel when the holder exits however it does.
+Result<bool> run_with_file_lock(const std::filesystem::path& file, const std::function<void()>& job) {
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(Errc::io, "cannot open " + file.string() + ": " + std::strerror(errno));
+  const bool mine = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  const int error = errno;
+  if (mine) job();
+  ::close(fd);
+  if (!mine && error != EWOULDBLOCK)
+    return fail(Errc::io, "cannot lock " + file.string() + ": " + std::strerror(error));
+  return mine;
+}
+
+}  // namespace
+
 Result<bool> Store::run_exclusive(const std::function<void()>& job) {
   if (!state_->postgres) {
+    if (!state_->job_lock_file.empty()) return run_with_file_lock(state_->job_lock_file, job);
     job();
     return true;
   }

@@ -31,6 +31,9 @@ struct StoreLocation {
 
 // Whether `target` names a PostgreSQL database rather than an SQLite file.
 bool is_postgres_url(const std::string& target);
+// Errc::invalid_request unless `url` is a postgresql:// (or postgres://) URL libpq accepts that
+// does not carry a password (a password belongs in a file of its own, never in config.json).
+Result<void> check_postgres_url(const std::string& url);
 
 // What a CRL lists, and its number (take_crl_number).
 struct CrlContent {
@@ -129,10 +132,10 @@ class Store {
   // with a higher number so lists every revocation a lower one listed.
   Result<CrlContent> take_crl_number(long long at_least);
 
-  // Runs `job` unless another process on the same store runs it at this moment (on PostgreSQL: an
-  // advisory lock that the server releases when the holder's connection closes, so a replica that
-  // dies mid-job leaves the job to the others; on SQLite, with one `serve` per file, it always
-  // runs). True when `job` ran.
+  // Runs `job` unless another Store on the same database (in this process or another replica) runs
+  // it at this moment; true when `job` ran. Whoever dies mid-job leaves it to the others: on
+  // PostgreSQL an advisory lock that the server drops with the holder's connection, on SQLite
+  // flock(2) on FILE-job, which the kernel drops with the holder's process.
   Result<bool> run_exclusive(const std::function<void()>& job);
 
  private:

@@ -1,13 +1,15 @@
 #include "ca-service/store/store.hpp"
 
 #include "tests/support/catch_result.hpp"
-#include "tests/support/postgres_server.hpp"
-
-#include <sqlite3.h>
+#include "tests/support/process.hpp"
+#include "tests/support/test_store.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <atomic>
@@ -20,7 +22,9 @@
 
 
 using namespace evpn;
+using evpn::test::execute_sql;
 using evpn::test::ok;
+using evpn::test::set_schema_version;
 using namespace evpn::ca::store;
 
 namespace {
@@ -40,71 +44,10 @@ struct TempDir {
   std::filesystem::path db() const { return path / "state.db"; }
 };
 
-// The store tests run on SQLite, and once more on PostgreSQL with EVPN_TEST_STORE=postgresql
-// (ctest's unit_store_postgresql): then on a server of their own, each store file becoming a
-// database of its own and each in-memory store a fresh database.
-bool on_postgres() {
-  static const bool postgres = [] {
-    const char* choice = std::getenv("EVPN_TEST_STORE");
-    return choice && std::string(choice) == "postgresql";
-  }();
-  return postgres;
-}
-
-// Without PostgreSQL installed, the PostgreSQL run is skipped (ctest: exit code 77), never passed.
-const bool skip_without_postgres = [] {
-  if (on_postgres() && !evpn::test::PostgresServer::installed()) {
-    std::cerr << "PostgreSQL's server programs are not installed (apt-get install postgresql): skipped\n";
-    std::exit(77);
-  }
-  return false;
-}();
-
-evpn::test::PostgresServer& postgres() {
-  static std::unique_ptr<evpn::test::PostgresServer> server = [] {
-    auto started = std::make_unique<evpn::test::PostgresServer>();
-    started->start();
-    return started;
-  }();
-  return *server;
-}
-
-// The database that stands for the store file `file` on PostgreSQL.
-std::string database_of(const std::filesystem::path& file) {
-  static std::map<std::string, std::string> databases;
-  static int created = 0;
-  std::string& name = databases[file.string()];
-  if (file == ":memory:" || name.empty()) {
-    name = "store_" + std::to_string(created++);
-    postgres().create_database(name);
-  }
-  return name;
-}
-
-StoreLocation location_of(const std::filesystem::path& file) {
-  if (!on_postgres()) return {file.string()};
-  return {postgres().url(database_of(file)), postgres().password()};
-}
-
 Store open_store(const std::filesystem::path& file = ":memory:") {
-  auto store = Store::open(location_of(file));
+  auto store = Store::open(evpn::test::store_location(file));
   REQUIRE(store);
   return std::move(*store);
-}
-
-// Runs fixed SQL on the database behind the store file `file`, as an older evpn-ca or a newer one
-// would have left it.
-void execute_sql(const std::filesystem::path& file, const std::string& sql) {
-  if (on_postgres()) return postgres().execute(database_of(file), sql);
-  sqlite3* raw = nullptr;
-  REQUIRE(sqlite3_open(file.c_str(), &raw) == SQLITE_OK);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
-  REQUIRE(sqlite3_exec(db.get(), sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
-}
-
-void set_schema_version(const std::filesystem::path& file, int version) {
-  execute_sql(file, on_postgres() ? "UPDATE schema_version SET version = " + std::to_string(version)
-                                  : "PRAGMA user_version = " + std::to_string(version));
 }
 
 TokenRecord token(const std::string& id, int uses, TimePoint expires_at = kNow + std::chrono::hours(24)) {
@@ -202,7 +145,7 @@ TEST_CASE("store refuses a database written by a newer schema version") {
   TempDir dir;
   { open_store(dir.db()); }
   set_schema_version(dir.db(), 4);
-  auto store = Store::open(location_of(dir.db()));
+  auto store = Store::open(evpn::test::store_location(dir.db()));
   REQUIRE_FALSE(store);
   CHECK(store.error().detail.find("schema version 4") != std::string::npos);
   CHECK(store.error().detail.find("upgrade evpn-ca") != std::string::npos);
@@ -772,4 +715,37 @@ TEST_CASE("store lists every node with its group's overlay") {
   CHECK((*nodes)[1].overlay == "overlay1");
   CHECK((*nodes)[1].not_before == kNow - std::chrono::minutes(5));
   CHECK_FALSE((*nodes)[1].revoked_at);
+}
+
+TEST_CASE("store runs an exclusive job in one process at a time, and a process that dies in it leaves it to others") {
+  TempDir dir;
+  Store store = open_store(dir.db());
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // Another replica: inside the job, it says so and never finishes.
+    ::close(ready[0]);
+    auto other = Store::open(evpn::test::store_location(dir.db()));
+    if (other) (void)other->run_exclusive([&] {
+      if (::write(ready[1], "x", 1) == 1) ::pause();
+    });
+    ::_exit(1);
+  }
+  ::close(ready[1]);
+  char inside = 0;
+  REQUIRE(::read(ready[0], &inside, 1) == 1);
+  ::close(ready[0]);
+
+  bool ran = false;
+  CHECK_FALSE(ok(store.run_exclusive([&] { ran = true; })));
+  CHECK_FALSE(ran);
+
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  // The server notices the dead replica's closed connection on its own schedule; the kernel drops a
+  // dead process's flock at once.
+  CHECK(evpn::test::eventually([&] { return ok(store.run_exclusive([&] { ran = true; })); }, std::chrono::seconds(30)));
+  CHECK(ran);
 }
