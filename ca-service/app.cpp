@@ -5,6 +5,7 @@
 #include "ca-service/signing/signer.hpp"
 #include "ca-service/lists.hpp"
 #include "ca-service/service.hpp"
+#include "ca-service/store/migrate.hpp"
 #include "ca-service/xmpp/openfire_admin.hpp"
 #include "common/fs/atomic_file.hpp"
 #include "common/net/url.hpp"
@@ -284,6 +285,31 @@ Result<void> openfire_setup(const OpenfireOptions& o) {
       std::cout);
 }
 
+Result<void> store_migrate(const StoreMigrateOptions& o) {
+  const CaPaths paths{o.dir};
+  auto config = load_config(paths.config());
+  if (!config) return config.error();
+  if (!config->store.empty())
+    return fail(Errc::conflict, paths.config().string() + " already names the store " + config->store);
+  if (auto r = store::check_postgres_url(o.to); !r) return with_context(r.error(), "--to");
+  CaConfig moved = *config;
+  moved.store = o.to;
+  if (!o.store_password_file.empty())
+    moved.store_password_file = std::filesystem::absolute(o.store_password_file).string();
+  auto target = store_location(paths, moved);
+  if (!target) return target.error();
+  auto copied = store::copy_to_postgres(paths.store(), *target);
+  if (!copied) return copied.error();
+  if (auto r = save_config(paths.config(), moved); !r)
+    return with_context(r.error(), "the copy in " + o.to + " is complete but config.json still names SQLite");
+  for (const auto& [table, rows] : copied->rows) std::cout << table << " " << rows << "\n";
+  std::cout << "certificates sha256 " << copied->certificates_sha256 << "\n";
+  std::cerr << "evpn-ca: copied " << paths.store().string() << " into " << o.to
+            << " and verified it; config.json now names it. Keep " << paths.store().filename().string()
+            << " as a backup: the CA no longer uses it.\n";
+  return {};
+}
+
 template <class Options>
 int run(Result<void> (*command)(const Options&), const Options& options) {
   auto r = command(options);
@@ -293,6 +319,7 @@ int run(Result<void> (*command)(const Options&), const Options& options) {
 }  // namespace
 
 int run_init(const InitOptions& o) { return run(init, o); }
+int run_store_migrate(const StoreMigrateOptions& o) { return run(store_migrate, o); }
 int run_serve(const ServeOptions& o) { return run(serve, o); }
 int run_fingerprint(const FingerprintOptions& o) { return run(fingerprint, o); }
 int run_group_add(const GroupAddOptions& o) { return run(group_add, o); }

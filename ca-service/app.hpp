@@ -73,6 +73,13 @@ int run_nodes(const ListOptions& options);
 int run_token_list(const ListOptions& options);
 int run_audit(const ListOptions& options);
 
+struct StoreMigrateOptions {
+  std::string dir;
+  std::string to;  // postgresql://USER@HOST:PORT/DB
+  std::string store_password_file;
+};
+int run_store_migrate(const StoreMigrateOptions& options);
+
 struct TokenRevokeOptions {
   std::string dir;
   std::string id;

@@ -31,12 +31,16 @@ Result<store::Store> open_store(const CaPaths& paths) {
 }
 
 Result<store::Store> open_store(const CaPaths& paths, const CaConfig& config) {
-  if (config.store.empty()) {
-    if (!std::filesystem::exists(paths.store()))
-      return fail(Errc::not_found,
-                  paths.store().string() + " does not exist: is --dir a CA directory made by `evpn-ca init`?");
-    return store::Store::open(paths.store());
-  }
+  if (config.store.empty() && !std::filesystem::exists(paths.store()))
+    return fail(Errc::not_found,
+                paths.store().string() + " does not exist: is --dir a CA directory made by `evpn-ca init`?");
+  auto location = store_location(paths, config);
+  if (!location) return location.error();
+  return store::Store::open(*location);
+}
+
+Result<store::StoreLocation> store_location(const CaPaths& paths, const CaConfig& config) {
+  if (config.store.empty()) return store::StoreLocation{paths.store().string()};
   store::StoreLocation location{config.store};
   if (!config.store_password_file.empty()) {
     auto text = fs::read_file(config.store_password_file, 4096);
@@ -47,7 +51,7 @@ Result<store::Store> open_store(const CaPaths& paths, const CaConfig& config) {
       return fail(Errc::invalid_request, "store_password_file " + config.store_password_file + " is empty");
     location.password = std::move(password);
   }
-  return store::Store::open(location);
+  return location;
 }
 
 Service::Service(CaPaths paths, CaConfig config, signing::Signer signer, store::Store store,

@@ -26,6 +26,8 @@ Result<signing::Signer> load_signer(const CaPaths& paths);
 // never creates an SQLite file.
 Result<store::Store> open_store(const CaPaths& paths);
 Result<store::Store> open_store(const CaPaths& paths, const CaConfig& config);
+// Where config.json's store is, with PostgreSQL's password read from store_password_file.
+Result<store::StoreLocation> store_location(const CaPaths& paths, const CaConfig& config);
 
 // The parts of an initialised CA directory that `serve` and `revoke` work with. The authority
 // refers to the other parts, so a Service stays where it was made.

@@ -1,6 +1,9 @@
 #include "ca-service/store/store.hpp"
 
+#include "ca-service/store/migrate.hpp"
+
 #include "tests/support/catch_result.hpp"
+#include "tests/support/postgres_server.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/test_store.hpp"
 
@@ -748,4 +751,47 @@ TEST_CASE("store runs an exclusive job in one process at a time, and a process t
   // dead process's flock at once.
   CHECK(evpn::test::eventually([&] { return ok(store.run_exclusive([&] { ran = true; })); }, std::chrono::seconds(30)));
   CHECK(ran);
+}
+
+TEST_CASE("store copies an SQLite store into an empty PostgreSQL database, verifies it, and the copy carries on") {
+  if (!evpn::test::PostgresServer::installed()) {
+    WARN("PostgreSQL is not installed: the copy into it is not tested");
+    return;
+  }
+  TempDir dir;
+  long long audited = 0;
+  {
+    Store sqlite = ok(Store::open(dir.db()));
+    seed(sqlite, {token("t1", 3)});
+    REQUIRE(sqlite.record_enrollment("t1", certificate("01", "node1"), kNow));
+    REQUIRE(sqlite.record_enrollment("t1", certificate("02", "node2"), kNow));
+    REQUIRE(sqlite.revoke_node("node2", "keyCompromise", kNow));
+    REQUIRE(sqlite.record_renewal("01", certificate("03", "node1"), kNow));
+    REQUIRE(sqlite.take_crl_number(to_unix(kNow)));
+    audited = static_cast<long long>(ok(sqlite.list_audit()).size());
+  }
+  auto& server = evpn::test::test_postgres();
+  const StoreLocation target{server.create_database("migrated"), server.password()};
+
+  const StoreSummary summary = ok(copy_to_postgres(dir.db(), target));
+  CHECK(summary.rows.at("certificates") == 3);
+  CHECK(summary.rows.at("nodes") == 2);
+  CHECK(summary.rows.at("audit") == audited);
+  CHECK(summary.certificates_sha256.size() == 64);
+
+  Store copy = ok(Store::open(target));
+  CHECK(uses_left(copy, "t1") == 1);
+  check_current(copy, certificate("03", "node1"));
+  CHECK(ok(copy.list_revocations()).size() == 1);
+  CHECK(ok(copy.find_renewal("01"))->serial == "03");
+  // The audit log's ids and the CRL numbers go on after the copied ones.
+  REQUIRE(copy.add_group({"more", "overlay2", std::chrono::days(7)}));
+  const auto audit = ok(copy.list_audit());
+  CHECK(static_cast<long long>(audit.size()) == audited + 1);
+  CHECK(audit.back().action == "group-add");
+  CHECK(ok(copy.take_crl_number(0)).number == to_unix(kNow) + 1);
+
+  auto again = copy_to_postgres(dir.db(), target);
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == Errc::conflict);
 }
