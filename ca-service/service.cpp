@@ -104,7 +104,7 @@ Result<void> serve(const ServeOptions& o) {
   auto tls_key = fs::read_file(ca.paths().tls_key());
   if (!tls_key) return tls_key.error();
 
-  api::Routes routes(ca.authority(), ca.config().rate_limits);
+  api::Routes routes(ca.authority(), ca.config().rate_limits, ca.shared_store());
   api::ServerOptions server;
   server.host = listen->host;
   server.port = listen->port;

@@ -44,6 +44,8 @@ class Service {
   const CaConfig& config() const { return config_; }
   const signing::Signer& signer() const { return signer_; }
   authority::Authority& authority() { return authority_; }
+  // The store, when replicas share it (PostgreSQL); nullptr for the SQLite file of a single `serve`.
+  store::Store* shared_store() { return config_.store.empty() ? nullptr : &store_; }
 
   // Signs a CRL of every revocation now and writes it to DIR/crl.der.
   Result<void> write_crl();

@@ -29,6 +29,7 @@ constexpr Table kTables[] = {
     {"accounts", "username, origin, since", 3},
     {"audit", "id, at, action, username, serial, token_id, detail", 7},
     {"counters", "name, value", 2},
+    {"attempts", "kind, subject, at", 3},
 };
 
 // Copies `table` row by row; values go over as text, which PostgreSQL casts to each column's type.

@@ -83,13 +83,20 @@ CREATE INDEX certificates_by_renewed_from ON certificates(renewed_from);
 )sql";
 
 // Version 3: the number of the last CRL signed, so that CRL numbers increase whichever process (or
-// replica) signs.
+// replica) signs; and the attempts that the rate limits count, so that replicas share them.
 constexpr const char* kVersion3 = R"sql(
 CREATE TABLE counters (
   name  TEXT PRIMARY KEY,
   value INTEGER NOT NULL
 );
 INSERT INTO counters(name, value) VALUES('crl_number', 0);
+CREATE TABLE attempts (
+  kind    TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  at      INTEGER NOT NULL
+);
+CREATE INDEX attempts_by_subject ON attempts(kind, subject, at);
+CREATE INDEX attempts_by_time ON attempts(kind, at);
 )sql";
 
 constexpr const char* kMigrations[] = {kVersion1, kVersion2, kVersion3};

@@ -564,6 +564,23 @@ Result<bool> run_with_file_lock(const std::filesystem::path& file, const std::fu
 
 }  // namespace
 
+Result<AttemptWindow> Store::count_attempts(const std::string& kind, const std::string& subject, TimePoint since) {
+  return read(
+      [](Statement& s) -> Result<AttemptWindow> {
+        if (auto row = s.step(); !row) return row.error();
+        return AttemptWindow{s.integer(0), s.optional_time(1)};
+      },
+      "SELECT count(*), min(at) FROM attempts WHERE kind = ? AND subject = ? AND at >= ?", kind, subject, since);
+}
+
+Result<void> Store::record_attempt(const std::string& kind, const std::string& subject, TimePoint at,
+                                   TimePoint forget_before) {
+  return write([&](Connection& db) -> Result<void> {
+    if (auto r = run(db, "DELETE FROM attempts WHERE kind = ? AND at < ?", kind, forget_before); !r) return r;
+    return run(db, "INSERT INTO attempts(kind, subject, at) VALUES(?, ?, ?)", kind, subject, at);
+  });
+}
+
 Result<bool> Store::run_exclusive(const std::function<void()>& job) {
   if (!state_->postgres) {
     if (!state_->job_lock_file.empty()) return run_with_file_lock(state_->job_lock_file, job);

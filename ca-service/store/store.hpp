@@ -132,6 +132,13 @@ class Store {
   // with a higher number so lists every revocation a lower one listed.
   Result<CrlContent> take_crl_number(long long at_least);
 
+  // The attempts of `kind` (a rate limit's name) counted for `subject` at or after `since`.
+  Result<AttemptWindow> count_attempts(const std::string& kind, const std::string& subject, TimePoint since);
+  // Counts one attempt of `kind` for `subject` at `at`, and forgets those of `kind` before
+  // `forget_before` (out of every window).
+  Result<void> record_attempt(const std::string& kind, const std::string& subject, TimePoint at,
+                              TimePoint forget_before);
+
   // Runs `job` unless another Store on the same database (in this process or another replica) runs
   // it at this moment; true when `job` ran. Whoever dies mid-job leaves it to the others: on
   // PostgreSQL an advisory lock that the server drops with the holder's connection, on SQLite

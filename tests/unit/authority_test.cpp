@@ -77,17 +77,6 @@ class Meeting {
 // Runs `call(authority, 0)` through `ca` and, at the same moment, `call(authority, 1)` through a
 // second Authority on another connection to the same store `db`. Both requests pass every check
 // and meet at add_member before either records, so the store alone decides. Returns both results.
-// Another CA on the store `db` of a first one, with connections and a directory stand-in of its
-// own: another process on the same SQLite file, or another `evpn-ca serve` replica on the same
-// PostgreSQL database.
-struct Replica {
-  ca::store::Store store;
-  FakeDirectory directory;
-  Authority authority;
-  explicit Replica(const std::filesystem::path& db)
-      : store(open_store(db)), authority(store, pki().signer(), directory, kXmpp) {}
-};
-
 std::pair<Result<Issued>, Result<Issued>> race(Ca& ca, const std::filesystem::path& db,
                                                const std::function<Result<Issued>(Authority&, int)>& call) {
   Replica replica(db);

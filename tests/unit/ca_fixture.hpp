@@ -173,6 +173,17 @@ struct Ca {
   }
 };
 
+// Another CA on the store `db` of a first one, with connections and a directory stand-in of its
+// own: another process on the same SQLite file, or another `evpn-ca serve` replica on the same
+// PostgreSQL database.
+struct Replica {
+  ca::store::Store store;
+  FakeDirectory directory;
+  Authority authority;
+  explicit Replica(const std::filesystem::path& db)
+      : store(open_store(db)), authority(store, pki().signer(), directory, kXmpp) {}
+};
+
 inline std::string token_id(const std::string& token_text) { return ok(ca::enrollment::parse_token(token_text)).id; }
 
 inline crypto::Key ec_key() { return ok(crypto::Key::generate(crypto::KeyType::ec_p256)); }

@@ -163,7 +163,7 @@ TEST_CASE("store migrates a version 1 database: each account it issued for is it
   }
   // Back to version 1, as evpn-ca 0.1 left its stores.
   execute_sql(dir.db(),
-              "DROP TABLE counters; DROP TABLE accounts; DROP INDEX certificates_by_renewed_from; "
+              "DROP TABLE attempts; DROP TABLE counters; DROP TABLE accounts; DROP INDEX certificates_by_renewed_from; "
               "ALTER TABLE certificates DROP COLUMN renewed_from; ALTER TABLE tokens DROP COLUMN adopt_existing;");
   set_schema_version(dir.db(), 1);
 
