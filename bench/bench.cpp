@@ -3,14 +3,16 @@
 // bounded in count and in time. Prints one table and writes the same figures as JSON.
 //
 // Usage: evpn-bench OUTPUT.json [STORM_AGENTS (1000)] [STORM_PARALLEL (32)]
-// EVPN_BENCH_ONLY=ca (row 1) or EVPN_BENCH_ONLY=directory (rows 5 and 6) measures those rows alone
-// and prints their JSON: for profiling one part.
+// EVPN_BENCH_ONLY=ca (row 1), EVPN_BENCH_ONLY=directory (rows 5 and 6) or EVPN_BENCH_ONLY=store
+// (rows 1 and 7: SQLite against PostgreSQL with one and two replicas) measures those rows alone and
+// prints their JSON: for profiling one part.
 
 #include "common/crypto/csr.hpp"
 #include "common/crypto/key.hpp"
 #include "common/net/https_client.hpp"
 #include "common/protocol/enrollment.hpp"
 #include "tests/support/deployment.hpp"
+#include "tests/support/postgres_server.hpp"
 #include "tests/support/process.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -30,6 +32,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <regex>
@@ -152,26 +155,54 @@ double own_cpu_seconds() {
   return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
 }
 
+// CPU seconds (user + system) a process and its children (a PostgreSQL server's backends) have
+// used so far.
+double tree_cpu_seconds(pid_t pid) {
+  double total = cpu_seconds(pid);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), {});
+    if (stat.empty()) continue;
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string state, parent;
+    if (fields >> state >> parent && parent == std::to_string(pid)) total += cpu_seconds(std::stoi(name));
+  }
+  return total;
+}
+
+// A process whose CPU a run samples: its name in the results, and how to read its CPU seconds.
+struct Sampled {
+  std::string name;
+  std::function<double()> cpu_seconds;
+};
+
 struct RunStats {
   double per_second = 0, p50_ms = 0, p99_ms = 0, cores = 0, client_cores = 0;
   int ok = 0, failed = 0;
+  std::map<std::string, double> cores_each{};  // of the sampled processes, by name
 };
 
 // `clients` threads, each with its own keep-alive connection, send bodies[0..count) between
-// them; `accepted` decides whether an answer is a success. `server` (if > 0) is sampled for CPU.
-RunStats load(std::uint16_t port, const std::string& path, const std::vector<std::string>& bodies, int clients,
-              const std::function<bool(int, const std::string&)>& accepted, pid_t server = 0) {
+// them, client c to ports[c % ports.size()] (the replicas of one CA); `accepted` decides whether
+// an answer is a success. Each of `sampled` is read for CPU; cores is their sum.
+RunStats load_spread(const std::vector<std::uint16_t>& ports, const std::string& path,
+                     const std::vector<std::string>& bodies, int clients,
+                     const std::function<bool(int, const std::string&)>& accepted, const std::vector<Sampled>& sampled) {
   std::atomic<std::size_t> next{0};
   std::atomic<int> ok{0}, failed{0};
   std::mutex mutex;
   std::vector<double> latencies;
-  const double cpu_before = server > 0 ? cpu_seconds(server) : 0;
+  std::vector<double> cpu_before;
+  for (const auto& s : sampled) cpu_before.push_back(s.cpu_seconds());
   const double client_cpu_before = own_cpu_seconds();
   const auto start = Steady::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&] {
-      KeepAliveClient client(port);
+    threads.emplace_back([&, c] {
+      KeepAliveClient client(ports[static_cast<std::size_t>(c) % ports.size()]);
       std::vector<double> mine;
       for (std::size_t i; (i = next++) < bodies.size() && Steady::now() - start < kRunLimit;) {
         const auto t0 = Steady::now();
@@ -191,23 +222,44 @@ RunStats load(std::uint16_t port, const std::string& path, const std::vector<std
   s.per_second = ok / wall;
   s.p50_ms = percentile(latencies, 0.50);
   s.p99_ms = percentile(latencies, 0.99);
-  if (server > 0) s.cores = (cpu_seconds(server) - cpu_before) / wall;
+  for (std::size_t i = 0; i < sampled.size(); ++i) {
+    const double cores = (sampled[i].cpu_seconds() - cpu_before[i]) / wall;
+    s.cores_each[sampled[i].name] = cores;
+    s.cores += cores;
+  }
   s.client_cores = (own_cpu_seconds() - client_cpu_before) / wall;
   return s;
 }
 
 // A warm-up run, then kRepetitions runs at each concurrency; medians per concurrency.
 // `bodies(n)` returns n fresh request bodies.
+json measure_spread(const std::vector<std::uint16_t>& ports, const std::string& path,
+                    const std::function<std::vector<std::string>(int)>& bodies,
+                    const std::function<bool(int, const std::string&)>& accepted, const std::vector<Sampled>& sampled,
+                    const std::vector<int>& levels, const std::function<int(int)>& per_run);
+
 json measure_levels(std::uint16_t port, const std::string& path, const std::function<std::vector<std::string>(int)>& bodies,
                     const std::function<bool(int, const std::string&)>& accepted, pid_t server,
                     const std::vector<int>& levels, const std::function<int(int)>& per_run) {
-  load(port, path, bodies(64), 8, accepted);
+  std::vector<Sampled> sampled;
+  if (server > 0) sampled.push_back({"server", [server] { return cpu_seconds(server); }});
+  return measure_spread({port}, path, bodies, accepted, sampled, levels, per_run);
+}
+
+// The same, spread over the replicas at `ports`, each of `sampled` read for CPU ("cores_each").
+json measure_spread(const std::vector<std::uint16_t>& ports, const std::string& path,
+                    const std::function<std::vector<std::string>(int)>& bodies,
+                    const std::function<bool(int, const std::string&)>& accepted, const std::vector<Sampled>& sampled,
+                    const std::vector<int>& levels, const std::function<int(int)>& per_run) {
+  load_spread(ports, path, bodies(64), 8, accepted, {});
   json out = json::object();
   for (int clients : levels) {
     std::vector<double> rate, p50, p99, cores, client_cores;
+    std::map<std::string, std::vector<double>> cores_each;
     int ok = 0, failed = 0;
     for (int rep = 0; rep < kRepetitions; ++rep) {
-      const RunStats s = load(port, path, bodies(per_run(clients)), clients, accepted, server);
+      const RunStats s = load_spread(ports, path, bodies(per_run(clients)), clients, accepted, sampled);
+      for (const auto& [name, used] : s.cores_each) cores_each[name].push_back(used);
       rate.push_back(s.per_second);
       p50.push_back(s.p50_ms);
       p99.push_back(s.p99_ms);
@@ -220,6 +272,7 @@ json measure_levels(std::uint16_t port, const std::string& path, const std::func
                                     {"server_cores_used", median(cores)}, {"client_cores_used", median(client_cores)},
                                     {"ok", ok}, {"failed", failed},
                                     {"runs_per_second", rate}};
+    for (const auto& [name, used] : cores_each) out[std::to_string(clients)]["cores_each"][name] = median(used);
   }
   return out;
 }
@@ -285,6 +338,53 @@ json bench_ca(const fs::path& work) {
   r["synchronous"] = "FULL, WAL, group commit (ca-service/store/store.cpp)";
   r["worker_threads"] = "16 (max(16, 4 x cores), ca-service/app.cpp)";
   return r;
+}
+
+// Rows 7: `evpn-ca serve --directory none` on PostgreSQL (fsync on, as the SQLite row syncs): one
+// replica, then two on the same database with the clients spread over both. CPU per process: each
+// replica, and the PostgreSQL server with its backends.
+json bench_postgres(const fs::path& work) {
+  if (!test::PostgresServer::installed()) return {{"measured", false}, {"why", "PostgreSQL is not installed"}};
+  test::PostgresServer postgres(test::PostgresServer::Options{.fsync = true});
+  postgres.start();
+  json out = {{"measured", true}};
+  for (int replicas : {1, 2}) {
+    const std::string name = std::to_string(replicas) + "-replica" + (replicas > 1 ? "s" : "");
+    const fs::path dir = work / ("pg-" + name);
+    std::vector<std::uint16_t> ports{test::free_port()};
+    must_run({EVPN_CA_BIN, "init", "--dir", dir, "--xmpp-domain", "evpn.test", "--directory", "none", "--listen",
+              "127.0.0.1:" + std::to_string(ports[0]), "--store", postgres.create_database("bench" + std::to_string(replicas)),
+              "--store-password-file", postgres.password_file()});
+    disable_rate_limits(dir / "config.json");
+    must_run({EVPN_CA_BIN, "group", "add", "--dir", dir, "--name", "bench", "--overlay", "101000F"});
+    const std::string token =
+        must_run({EVPN_CA_BIN, "token", "create", "--dir", dir, "--group", "bench", "--uses", "100000", "--ttl", "2h"});
+    std::vector<fs::path> dirs{dir};
+    // Replica b: a copy of the directory with a "listen" of its own, as the README makes one.
+    for (int r = 1; r < replicas; ++r) {
+      ports.push_back(test::free_port());
+      dirs.push_back(work / ("pg-" + name + "-" + std::to_string(r)));
+      fs::copy(dir, dirs.back(), fs::copy_options::recursive);
+      std::ifstream in(dirs.back() / "config.json");
+      json config = json::parse(in);
+      config["listen"] = "127.0.0.1:" + std::to_string(ports.back());
+      std::ofstream(dirs.back() / "config.json") << config.dump(2);
+    }
+    BodyPool pool{enroll_bodies(token, make_csrs("pg" + std::to_string(replicas), pool_size()))};
+    std::vector<test::BackgroundProcess> serves;
+    std::vector<Sampled> sampled;
+    for (std::size_t r = 0; r < dirs.size(); ++r) {
+      serves.emplace_back(std::vector<std::string>{EVPN_CA_BIN, "serve", "--dir", dirs[r]},
+                          work / ("pg-" + name + "-serve-" + std::to_string(r) + ".log"));
+      if (!test::wait_for_port(ports[r], std::chrono::seconds(10)))
+        throw std::runtime_error("evpn-ca serve on PostgreSQL did not start");
+      sampled.push_back({"ca" + std::to_string(r), [pid = serves.back().pid()] { return cpu_seconds(pid); }});
+    }
+    sampled.push_back({"postgresql", [&postgres] { return tree_cpu_seconds(postgres.pid()); }});
+    out[name] = measure_spread(ports, "/v1/enroll", [&](int n) { return pool.take(n); }, enrolled, sampled,
+                               {std::begin(kLevels), std::end(kLevels)}, per_run);
+  }
+  return out;
 }
 
 // Row 2: `cfssl serve` over HTTPS with a CA made by openssl, signing the same kind of CSRs.
@@ -466,6 +566,42 @@ double stripped_size_mb(const fs::path& work) {
   return static_cast<double>(fs::file_size(copy)) / (1024 * 1024);
 }
 
+std::string fixed(double v, int digits = 1) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
+// Rows 7: enrollments/s on SQLite (row 1's figures) and on PostgreSQL, with the CPU each process used.
+std::vector<std::array<std::string, 3>> store_rows(const json& r) {
+  std::vector<std::array<std::string, 3>> rows;
+  const json& pg = r["postgres"];
+  if (!pg.value("measured", false)) return {{"7 CA on PostgreSQL", "not measured", pg.value("why", "")}};
+  for (const char* setup : {"sqlite", "1-replica", "2-replicas"})
+    for (int c : kLevels) {
+      const json& o = std::string(setup) == "sqlite" ? r["ca"][std::to_string(c)] : pg[setup][std::to_string(c)];
+      std::string cpu = "cores used:";
+      if (o.contains("cores_each"))
+        for (const auto& [process, cores] : o["cores_each"].items()) cpu += " " + process + " " + fixed(cores, 2);
+      else
+        cpu += " ca " + fixed(o["server_cores_used"], 2);
+      rows.push_back({std::string("7 ") + setup + ", " + std::to_string(c) + " clients",
+                      fixed(o["per_second"]) + "/s p50 " + fixed(o["p50_ms"]) + " ms p99 " + fixed(o["p99_ms"]) + " ms",
+                      cpu + ", clients " + fixed(o["client_cores_used"], 2)});
+    }
+  return rows;
+}
+
+void print_rows(const std::vector<std::array<std::string, 3>>& rows) {
+  std::size_t w0 = 0, w1 = 0;
+  for (const auto& row : rows) w0 = std::max(w0, row[0].size()), w1 = std::max(w1, row[1].size());
+  for (const auto& row : rows)
+    std::printf("| %-*s | %-*s | %s |\n", static_cast<int>(w0), row[0].c_str(), static_cast<int>(w1), row[1].c_str(),
+                row[2].c_str());
+}
+
+void print_store_rows(const json& r) { print_rows(store_rows(r)); }
+
 void print_table(const json& r) {
   std::vector<std::array<std::string, 3>> rows;
   auto f = [](double v, int digits = 1) {
@@ -532,11 +668,8 @@ void print_table(const json& r) {
     rows.push_back({"5/6 directory, storm, agent", "not measured", r.value("directory_error", "")});
   }
   rows.push_back({"6 agent stripped binary", f(r["agent_stripped_mb"], 2) + " MB", ""});
-  std::size_t w0 = 0, w1 = 0;
-  for (const auto& row : rows) w0 = std::max(w0, row[0].size()), w1 = std::max(w1, row[1].size());
-  for (const auto& row : rows)
-    std::printf("| %-*s | %-*s | %s |\n", static_cast<int>(w0), row[0].c_str(), static_cast<int>(w1), row[1].c_str(),
-                row[2].c_str());
+  for (auto& row : store_rows(r)) rows.push_back(std::move(row));
+  print_rows(rows);
 }
 
 }  // namespace
@@ -564,8 +697,12 @@ int main(int argc, char** argv) {
         r["ca"] = bench_ca(work.path());
       else if (std::string(only) == "directory")
         r["directory"] = bench_directory(storm_agents, storm_parallel);
-      else
-        throw std::runtime_error("EVPN_BENCH_ONLY must be ca or directory");
+      else if (std::string(only) == "store") {
+        r["ca"] = bench_ca(work.path());
+        r["postgres"] = bench_postgres(work.path());
+        print_store_rows(r);
+      } else
+        throw std::runtime_error("EVPN_BENCH_ONLY must be ca, directory or store");
       write_results();
       return 0;
     }
@@ -573,6 +710,8 @@ int main(int argc, char** argv) {
     r["speed"] = bench_speed();
     std::cerr << "[bench] evpn-ca serve (directory none)\n";
     r["ca"] = bench_ca(work.path());
+    std::cerr << "[bench] evpn-ca serve on PostgreSQL, one and two replicas\n";
+    r["postgres"] = bench_postgres(work.path());
     std::cerr << "[bench] cfssl serve\n";
     r["cfssl"] = bench_cfssl(work.path());
     std::cerr << "[bench] manual openssl path\n";

@@ -40,6 +40,8 @@ class PostgresServer {
   // server to exit. Does nothing when it is not running.
   void stop(int signal = SIGINT);
   bool running();
+  // The postmaster's process id (its backends are its children); -1 when it is not running.
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
 
   std::uint16_t port() const { return port_; }
   // postgresql://evpn@127.0.0.1:<port>/<database>, without the password.
