@@ -95,9 +95,9 @@ Result<void> init(const InitOptions& o) {
       config.store_password_file = std::filesystem::absolute(o.store_password_file).string();
     auto opened = open_store(paths, config);
     if (!opened) return opened.error();
-    auto history = opened->list_audit();
-    if (!history) return history.error();
-    if (!history->empty())
+    auto unused = opened->unused();
+    if (!unused) return unused.error();
+    if (!*unused)
       return fail(Errc::conflict, "the store " + o.store + " already holds a CA's state; to add a replica of that "
                                   "CA, copy its directory (keys included) instead of running init");
     shared.emplace(std::move(*opened));

@@ -88,9 +88,9 @@ Result<StoreSummary> copy_to_postgres(const std::filesystem::path& file, const S
     if (!source) return source.error();
     auto target = Store::open(to);
     if (!target) return target.error();
-    auto history = target->list_audit();
-    if (!history) return history.error();
-    if (!history->empty())
+    auto unused = target->unused();
+    if (!unused) return unused.error();
+    if (!*unused)
       return fail(Errc::conflict, "the store " + to.target + " already holds a CA's state; migrate into an empty "
                                   "database");
   }

@@ -509,6 +509,16 @@ Result<std::vector<AuditRecord>> Store::list_audit() {
               "SELECT at, action, username, serial, token_id, detail FROM audit ORDER BY id");
 }
 
+Result<bool> Store::unused() {
+  return read(
+      [](Statement& s) -> Result<bool> {
+        auto row = s.step();
+        if (!row) return row.error();
+        return !*row;
+      },
+      "SELECT 1 FROM audit LIMIT 1");
+}
+
 Result<void> Store::ping() {
   return read([](Statement& s) { return s.run(); }, "SELECT count(*) FROM groups");
 }

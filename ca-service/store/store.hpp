@@ -118,6 +118,9 @@ class Store {
   // The audit log, oldest first.
   Result<std::vector<AuditRecord>> list_audit();
 
+  // Whether no CA has recorded anything here yet (every change writes the audit log).
+  Result<bool> unused();
+
   // A cheap query that proves the database answers (for /healthz).
   Result<void> ping();
 

@@ -290,24 +290,26 @@ TEST_CASE("while PostgreSQL restarts, replicas answer only 503 with Retry-After,
   auto next_csr = [&] { return csr_for("restart" + std::to_string(n++)); };
   for (const auto& url : urls) REQUIRE(enroll(url, token, next_csr()).status == 201);
 
+  // Eight enrollments at once, spread over both replicas.
+  auto eight_at_once = [&] {
+    std::vector<std::future<Answer>> answers;
+    for (int i = 0; i < 8; ++i)
+      answers.push_back(
+          std::async(std::launch::async, [&, url = urls[i % 2], csr = next_csr()] { return enroll(url, token, csr); }));
+    std::vector<Answer> out;
+    for (auto& f : answers) out.push_back(f.get());
+    return out;
+  };
+
   w.postgres.stop();
-  std::vector<std::future<Answer>> down;
-  for (int i = 0; i < 8; ++i)
-    down.push_back(std::async(std::launch::async, [&, url = urls[i % 2], csr = next_csr()] { return enroll(url, token, csr); }));
-  for (auto& f : down) {
-    const Answer answer = f.get();
+  for (const Answer& answer : eight_at_once()) {
     INFO(answer.body);
     CHECK(answer.status == 503);
     CHECK(answer.retry_after);
   }
-
   w.postgres.start();
   // Each replica connects again on its next request: no restart of evpn-ca.
-  std::vector<std::future<Answer>> up;
-  for (int i = 0; i < 8; ++i)
-    up.push_back(std::async(std::launch::async, [&, url = urls[i % 2], csr = next_csr()] { return enroll(url, token, csr); }));
-  for (auto& f : up) {
-    const Answer answer = f.get();
+  for (const Answer& answer : eight_at_once()) {
     INFO(answer.body);
     CHECK(answer.status == 201);
   }
