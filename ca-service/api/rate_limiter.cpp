@@ -1,6 +1,6 @@
 #include "ca-service/api/rate_limiter.hpp"
 
-#include "common/log.hpp"
+#include "ca-service/log.hpp"
 
 #include <algorithm>
 

@@ -1,6 +1,6 @@
 #include "ca-service/store/postgres.hpp"
 
-#include "common/log.hpp"
+#include "ca-service/log.hpp"
 
 #include <cstdlib>
 #include <string_view>
