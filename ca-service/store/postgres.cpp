@@ -134,6 +134,7 @@ Result<void> PostgresConnection::usable() {
   // What the lost transaction did is gone with it; a new connection must not carry on its work.
   if (in_transaction_) return pg_error(conn_.get(), nullptr, "the connection was lost during a transaction");
   PQreset(conn_.get());
+  prepared_.clear();
   if (PQstatus(conn_.get()) != CONNECTION_OK) return pg_error(conn_.get(), nullptr, "connecting again");
   spdlog::info("connected to the PostgreSQL store again");
   return {};
@@ -152,10 +153,17 @@ Result<PgResult> PostgresConnection::execute(const std::string& sql, const std::
       else if (const auto* number = std::get_if<long long>(&params[i]))
         values[i] = (texts[i] = std::to_string(*number)).c_str();
     }
-    PgResult result(params.empty() ? PQexec(conn_.get(), sql.c_str())
-                                   : PQexecParams(conn_.get(), number_parameters(sql).c_str(),
-                                                  static_cast<int>(params.size()), nullptr, values.data(), nullptr,
-                                                  nullptr, 0));
+    PgResult result;
+    if (params.empty()) {
+      result.reset(PQexec(conn_.get(), sql.c_str()));
+    } else if (auto name = prepared(sql, static_cast<int>(params.size()))) {
+      result.reset(PQexecPrepared(conn_.get(), name->c_str(), static_cast<int>(params.size()), values.data(), nullptr,
+                                  nullptr, 0));
+    } else if (attempt == 0 && !in_transaction_ && PQstatus(conn_.get()) != CONNECTION_OK) {
+      continue;
+    } else {
+      return name.error();
+    }
     if (result && succeeded(result.get())) {
       changes_ = std::strtoll(PQcmdTuples(result.get()), nullptr, 10);
       return result;
@@ -163,6 +171,15 @@ Result<PgResult> PostgresConnection::execute(const std::string& sql, const std::
     if (attempt == 0 && !in_transaction_ && PQstatus(conn_.get()) != CONNECTION_OK) continue;
     return pg_error(conn_.get(), result.get(), sql);
   }
+}
+
+Result<std::string> PostgresConnection::prepared(const std::string& sql, int parameters) {
+  if (auto found = prepared_.find(sql); found != prepared_.end()) return found->second;
+  std::string name = "evpn_" + std::to_string(prepared_.size());
+  PgResult result(PQprepare(conn_.get(), name.c_str(), number_parameters(sql).c_str(), parameters, nullptr));
+  if (!result || !succeeded(result.get())) return pg_error(conn_.get(), result.get(), sql);
+  prepared_.emplace(sql, name);
+  return name;
 }
 
 Result<std::unique_ptr<Rows>> PostgresConnection::query(const std::string& sql, const std::vector<Value>& params) {

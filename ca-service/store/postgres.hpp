@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 namespace evpn::ca::store {
 
@@ -59,7 +60,13 @@ class PostgresConnection final : public Connection {
   Result<void> usable();
   Result<PgResult> execute(const std::string& sql, const std::vector<Value>& params);
 
+  // The statement name `sql` is prepared under on this connection, preparing it on first use:
+  // parsing and planning each statement again cost the server more than running most of them.
+  Result<std::string> prepared(const std::string& sql, int parameters);
+
   PgHandle conn_;
+  // SQL -> name, of the statements prepared on the current connection (a new one has none).
+  std::unordered_map<std::string, std::string> prepared_;
   bool in_transaction_ = false;
   long long changes_ = 0;
 };
