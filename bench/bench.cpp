@@ -6,6 +6,7 @@
 // EVPN_BENCH_ONLY=ca,cfssl,... measures only the parts named (see main), e.g. ca alone for profiling.
 // EVPN_BENCH_STEP_CA names the step-ca binary (bench/run.sh installs it), EVPN_BENCH_STEP_CA_VERSION
 // its version; EVPN_BENCH_STEP_CA_SKIP says why there is none.
+// EVPN_BENCH_ONLY=ca,postgres gives rows 7 (SQLite from row 1 against PostgreSQL, one and two replicas).
 
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/csr.hpp"
@@ -13,6 +14,7 @@
 #include "common/net/https_client.hpp"
 #include "common/protocol/enrollment.hpp"
 #include "tests/support/deployment.hpp"
+#include "tests/support/postgres_server.hpp"
 #include "tests/support/process.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -36,6 +38,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <regex>
@@ -166,26 +169,54 @@ double own_cpu_seconds() {
   return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
 }
 
+// CPU seconds (user + system) a process and its children (a PostgreSQL server's backends) have
+// used so far.
+double tree_cpu_seconds(pid_t pid) {
+  double total = cpu_seconds(pid);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), {});
+    if (stat.empty()) continue;
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string state, parent;
+    if (fields >> state >> parent && parent == std::to_string(pid)) total += cpu_seconds(std::stoi(name));
+  }
+  return total;
+}
+
+// A process whose CPU a run samples: its name in the results, and how to read its CPU seconds.
+struct Sampled {
+  std::string name;
+  std::function<double()> cpu_seconds;
+};
+
 struct RunStats {
   double per_second = 0, p50_ms = 0, p99_ms = 0, cores = 0, client_cores = 0;
   int ok = 0, failed = 0;
+  std::map<std::string, double> cores_each{};  // of the sampled processes, by name
 };
 
 // `clients` threads, each with its own keep-alive connection, send bodies[0..count) between
-// them; `accepted` decides whether an answer is a success. `server` (if > 0) is sampled for CPU.
-RunStats load(std::uint16_t port, const std::string& path, const std::vector<std::string>& bodies, int clients,
-              const std::function<bool(int, const std::string&)>& accepted, pid_t server = 0) {
+// them, client c to ports[c % ports.size()] (the replicas of one CA); `accepted` decides whether
+// an answer is a success. Each of `sampled` is read for CPU; cores is their sum.
+RunStats load_spread(const std::vector<std::uint16_t>& ports, const std::string& path,
+                     const std::vector<std::string>& bodies, int clients,
+                     const std::function<bool(int, const std::string&)>& accepted, const std::vector<Sampled>& sampled) {
   std::atomic<std::size_t> next{0};
   std::atomic<int> ok{0}, failed{0};
   std::mutex mutex;
   std::vector<double> latencies;
-  const double cpu_before = server > 0 ? cpu_seconds(server) : 0;
+  std::vector<double> cpu_before;
+  for (const auto& s : sampled) cpu_before.push_back(s.cpu_seconds());
   const double client_cpu_before = own_cpu_seconds();
   const auto start = Steady::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&] {
-      KeepAliveClient client(port);
+    threads.emplace_back([&, c] {
+      KeepAliveClient client(ports[static_cast<std::size_t>(c) % ports.size()]);
       std::vector<double> mine;
       for (std::size_t i; (i = next++) < bodies.size() && Steady::now() - start < kRunLimit;) {
         const auto t0 = Steady::now();
@@ -205,23 +236,44 @@ RunStats load(std::uint16_t port, const std::string& path, const std::vector<std
   s.per_second = ok / wall;
   s.p50_ms = percentile(latencies, 0.50);
   s.p99_ms = percentile(latencies, 0.99);
-  if (server > 0) s.cores = (cpu_seconds(server) - cpu_before) / wall;
+  for (std::size_t i = 0; i < sampled.size(); ++i) {
+    const double cores = (sampled[i].cpu_seconds() - cpu_before[i]) / wall;
+    s.cores_each[sampled[i].name] = cores;
+    s.cores += cores;
+  }
   s.client_cores = (own_cpu_seconds() - client_cpu_before) / wall;
   return s;
 }
 
 // A warm-up run, then kRepetitions runs at each concurrency; medians per concurrency.
 // `bodies(n)` returns n fresh request bodies.
+json measure_spread(const std::vector<std::uint16_t>& ports, const std::string& path,
+                    const std::function<std::vector<std::string>(int)>& bodies,
+                    const std::function<bool(int, const std::string&)>& accepted, const std::vector<Sampled>& sampled,
+                    const std::vector<int>& levels, const std::function<int(int)>& per_run);
+
 json measure_levels(std::uint16_t port, const std::string& path, const std::function<std::vector<std::string>(int)>& bodies,
                     const std::function<bool(int, const std::string&)>& accepted, pid_t server,
                     const std::vector<int>& levels, const std::function<int(int)>& per_run) {
-  load(port, path, bodies(64), 8, accepted);
+  std::vector<Sampled> sampled;
+  if (server > 0) sampled.push_back({"server", [server] { return cpu_seconds(server); }});
+  return measure_spread({port}, path, bodies, accepted, sampled, levels, per_run);
+}
+
+// The same, spread over the replicas at `ports`, each of `sampled` read for CPU ("cores_each").
+json measure_spread(const std::vector<std::uint16_t>& ports, const std::string& path,
+                    const std::function<std::vector<std::string>(int)>& bodies,
+                    const std::function<bool(int, const std::string&)>& accepted, const std::vector<Sampled>& sampled,
+                    const std::vector<int>& levels, const std::function<int(int)>& per_run) {
+  load_spread(ports, path, bodies(64), 8, accepted, {});
   json out = json::object();
   for (int clients : levels) {
     std::vector<double> rate, p50, p99, cores, client_cores;
+    std::map<std::string, std::vector<double>> cores_each;
     int ok = 0, failed = 0;
     for (int rep = 0; rep < kRepetitions; ++rep) {
-      const RunStats s = load(port, path, bodies(per_run(clients)), clients, accepted, server);
+      const RunStats s = load_spread(ports, path, bodies(per_run(clients)), clients, accepted, sampled);
+      for (const auto& [name, used] : s.cores_each) cores_each[name].push_back(used);
       rate.push_back(s.per_second);
       p50.push_back(s.p50_ms);
       p99.push_back(s.p99_ms);
@@ -234,6 +286,7 @@ json measure_levels(std::uint16_t port, const std::string& path, const std::func
                                     {"server_cores_used", median(cores)}, {"client_cores_used", median(client_cores)},
                                     {"ok", ok}, {"failed", failed},
                                     {"runs_per_second", rate}};
+    for (const auto& [name, used] : cores_each) out[std::to_string(clients)]["cores_each"][name] = median(used);
   }
   return out;
 }
@@ -299,6 +352,53 @@ json bench_ca(const fs::path& work) {
   r["synchronous"] = "FULL, WAL, group commit (ca-service/store/store.cpp)";
   r["worker_threads"] = "16 (max(16, 4 x cores), ca-service/service.cpp)";
   return r;
+}
+
+// Rows 7: `evpn-ca serve --directory none` on PostgreSQL (fsync on, as the SQLite row syncs): one
+// replica, then two on the same database with the clients spread over both. CPU per process: each
+// replica, and the PostgreSQL server with its backends.
+json bench_postgres(const fs::path& work) {
+  if (!test::PostgresServer::installed()) return {{"measured", false}, {"why", "PostgreSQL is not installed"}};
+  test::PostgresServer postgres(test::PostgresServer::Options{.fsync = true});
+  postgres.start();
+  json out = {{"measured", true}};
+  for (int replicas : {1, 2}) {
+    const std::string name = std::to_string(replicas) + "-replica" + (replicas > 1 ? "s" : "");
+    const fs::path dir = work / ("pg-" + name);
+    std::vector<std::uint16_t> ports{test::free_port()};
+    must_run({EVPN_CA_BIN, "init", "--dir", dir, "--xmpp-domain", "evpn.test", "--directory", "none", "--listen",
+              "127.0.0.1:" + std::to_string(ports[0]), "--store", postgres.create_database("bench" + std::to_string(replicas)),
+              "--store-password-file", postgres.password_file()});
+    disable_rate_limits(dir / "config.json");
+    must_run({EVPN_CA_BIN, "group", "add", "--dir", dir, "--name", "bench", "--overlay", "101000F"});
+    const std::string token =
+        must_run({EVPN_CA_BIN, "token", "create", "--dir", dir, "--group", "bench", "--uses", "100000", "--ttl", "2h"});
+    std::vector<fs::path> dirs{dir};
+    // Replica b: a copy of the directory with a "listen" of its own, as the README makes one.
+    for (int r = 1; r < replicas; ++r) {
+      ports.push_back(test::free_port());
+      dirs.push_back(work / ("pg-" + name + "-" + std::to_string(r)));
+      fs::copy(dir, dirs.back(), fs::copy_options::recursive);
+      std::ifstream in(dirs.back() / "config.json");
+      json config = json::parse(in);
+      config["listen"] = "127.0.0.1:" + std::to_string(ports.back());
+      std::ofstream(dirs.back() / "config.json") << config.dump(2);
+    }
+    BodyPool pool{enroll_bodies(token, make_csrs("pg" + std::to_string(replicas), pool_size()))};
+    std::vector<test::BackgroundProcess> serves;
+    std::vector<Sampled> sampled;
+    for (std::size_t r = 0; r < dirs.size(); ++r) {
+      serves.emplace_back(std::vector<std::string>{EVPN_CA_BIN, "serve", "--dir", dirs[r]},
+                          work / ("pg-" + name + "-serve-" + std::to_string(r) + ".log"));
+      if (!test::wait_for_port(ports[r], std::chrono::seconds(10)))
+        throw std::runtime_error("evpn-ca serve on PostgreSQL did not start");
+      sampled.push_back({"ca" + std::to_string(r), [pid = serves.back().pid()] { return cpu_seconds(pid); }});
+    }
+    sampled.push_back({"postgresql", [&postgres] { return tree_cpu_seconds(postgres.pid()); }});
+    out[name] = measure_spread(ports, "/v1/enroll", [&](int n) { return pool.take(n); }, enrolled, sampled,
+                               levels(), per_run);
+  }
+  return out;
 }
 
 // A P-256 CA made by openssl in `dir` (ca.pem, ca-key.pem), whose certificate also serves TLS on 127.0.0.1.
@@ -679,6 +779,42 @@ constexpr Peer kPeers[] = {{"cfssl", "cfssl sign, no record", false},
 
 bool measured(const json& r, const char* key) { return r.contains(key) && r[key].value("measured", false); }
 
+std::string fixed(double v, int digits = 1) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
+// Rows 7: enrollments/s on SQLite (row 1's figures) and on PostgreSQL, with the CPU each process used.
+std::vector<std::array<std::string, 3>> store_rows(const json& r) {
+  std::vector<std::array<std::string, 3>> rows;
+  const json& pg = r["postgres"];
+  if (!pg.value("measured", false)) return {{"7 CA on PostgreSQL", "not measured", pg.value("why", "")}};
+  for (const char* setup : {"sqlite", "1-replica", "2-replicas"})
+    for (int c : levels()) {
+      if (std::string(setup) == "sqlite" && !r.contains("ca")) continue;
+      const json& o = std::string(setup) == "sqlite" ? r["ca"][std::to_string(c)] : pg[setup][std::to_string(c)];
+      std::string cpu = "cores used:";
+      if (o.contains("cores_each"))
+        for (const auto& [process, cores] : o["cores_each"].items()) cpu += " " + process + " " + fixed(cores, 2);
+      else
+        cpu += " ca " + fixed(o["server_cores_used"], 2);
+      rows.push_back({std::string("7 ") + setup + ", " + std::to_string(c) + " clients",
+                      fixed(o["per_second"]) + "/s p50 " + fixed(o["p50_ms"]) + " ms p99 " + fixed(o["p99_ms"]) + " ms",
+                      cpu + ", clients " + fixed(o["client_cores_used"], 2)});
+    }
+  return rows;
+}
+
+void print_rows(const std::vector<std::array<std::string, 3>>& rows) {
+  std::size_t w0 = 0, w1 = 0;
+  for (const auto& row : rows) w0 = std::max(w0, row[0].size()), w1 = std::max(w1, row[1].size());
+  for (const auto& row : rows)
+    std::printf("| %-*s | %-*s | %s |\n", static_cast<int>(w0), row[0].c_str(), static_cast<int>(w1), row[1].c_str(),
+                row[2].c_str());
+}
+
+
 void print_table(const json& r) {
   std::vector<std::array<std::string, 3>> rows;
   auto f = [](double v, int digits = 1) {
@@ -778,11 +914,9 @@ void print_table(const json& r) {
     rows.push_back({"5/6 directory, storm, agent", "not measured", r.value("directory_error", "")});
   }
   if (r.contains("agent_stripped_mb")) rows.push_back({"6 agent stripped binary", f(r["agent_stripped_mb"], 2) + " MB", ""});
-  std::size_t w0 = 0, w1 = 0;
-  for (const auto& row : rows) w0 = std::max(w0, row[0].size()), w1 = std::max(w1, row[1].size());
-  for (const auto& row : rows)
-    std::printf("| %-*s | %-*s | %s |\n", static_cast<int>(w0), row[0].c_str(), static_cast<int>(w1), row[1].c_str(),
-                row[2].c_str());
+  if (r.contains("postgres"))
+    for (auto& row : store_rows(r)) rows.push_back(std::move(row));
+  print_rows(rows);
 }
 
 }  // namespace
@@ -805,6 +939,7 @@ int main(int argc, char** argv) {
     const std::vector<std::pair<std::string, std::function<void()>>> parts = {
         {"speed", [&] { r["speed"] = bench_speed(); }},
         {"ca", [&] { r["ca"] = bench_ca(work.path()); }},
+        {"postgres", [&] { r["postgres"] = bench_postgres(work.path()); }},
         {"cfssl", [&] { r["cfssl"] = bench_cfssl(work.path(), false); }},
         {"cfssl-db", [&] { r["cfssl_db"] = bench_cfssl(work.path(), true); }},
         {"step-ca", [&] { r["step_ca"] = bench_stepca(work.path()); }},
@@ -822,7 +957,7 @@ int main(int argc, char** argv) {
     for (std::string name; names >> name;)
       if (std::none_of(parts.begin(), parts.end(), [&](const auto& p) { return p.first == name; }))
         throw std::runtime_error("EVPN_BENCH_ONLY names '" + name +
-                                 "': use a comma-separated list of speed, ca, cfssl, cfssl-db, step-ca, manual, "
+                                 "': use a comma-separated list of speed, ca, postgres, cfssl, cfssl-db, step-ca, manual, "
                                  "directory, agent-size");
     const std::string wanted = "," + only + ",";
     for (const auto& [name, run] : parts) {

@@ -5,6 +5,7 @@
 #include "ca-service/signing/signer.hpp"
 #include "ca-service/lists.hpp"
 #include "ca-service/service.hpp"
+#include "ca-service/store/migrate.hpp"
 #include "ca-service/xmpp/openfire_admin.hpp"
 #include "common/fs/atomic_file.hpp"
 #include "common/net/url.hpp"
@@ -84,6 +85,26 @@ Result<void> init(const InitOptions& o) {
       config.hostnames.insert(config.hostnames.begin(), listen->host);
   }
 
+  // A shared store is checked before anything is written: it must answer, and it must not hold
+  // another CA's state (a replica is a copy of that CA's directory, not a new init).
+  std::optional<store::Store> shared;
+  if (!o.store.empty()) {
+    if (auto r = store::check_postgres_url(o.store); !r) return with_context(r.error(), "--store");
+    config.store = o.store;
+    if (!o.store_password_file.empty())
+      config.store_password_file = std::filesystem::absolute(o.store_password_file).string();
+    auto opened = open_store(paths, config);
+    if (!opened) return opened.error();
+    auto unused = opened->unused();
+    if (!unused) return unused.error();
+    if (!*unused)
+      return fail(Errc::conflict, "the store " + o.store + " already holds a CA's state; to add a replica of that "
+                                  "CA, copy its directory (keys included) instead of running init");
+    shared.emplace(std::move(*opened));
+  } else if (!o.store_password_file.empty()) {
+    return fail(Errc::invalid_request, "--store-password-file goes with --store postgresql://...");
+  }
+
   std::error_code ec;
   std::filesystem::create_directories(paths.tls_dir(), ec);
   if (ec) return fail(Errc::io, "cannot create " + paths.tls_dir().string() + ": " + ec.message());
@@ -99,9 +120,11 @@ Result<void> init(const InitOptions& o) {
   auto tls_prefix = paths.tls_dir() / "server";
   if (auto r = write_server_pair(signer, config.hostnames, tls_lifetime, tls_prefix); !r) return r;
   if (auto r = save_config(paths.config(), config); !r) return r;
-  if (auto store = store::Store::open(paths.store()); !store) return store.error();
-  // Token hashes and the issuance history are nobody else's business.
-  std::filesystem::permissions(paths.store(), private_file, ec);
+  if (!shared) {
+    if (auto store = store::Store::open(paths.store()); !store) return store.error();
+    // Token hashes and the issuance history are nobody else's business.
+    std::filesystem::permissions(paths.store(), private_file, ec);
+  }
 
   std::cerr << "evpn-ca: initialised " << paths.dir.string() << " for XMPP domain " << o.xmpp_domain
             << "; give nodes the CA URL https://" << config.hostnames.front() << ":" << listen->port
@@ -129,7 +152,7 @@ Result<void> group_add(const GroupAddOptions& o) {
       o.overlay.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
           std::string::npos)
     return fail(Errc::invalid_request, "--overlay must be 1-64 letters, digits, '_' or '-' (e.g. 101000F)");
-  auto store = store::Store::open(CaPaths{o.dir}.store());
+  auto store = open_store(CaPaths{o.dir});
   if (!store) return store.error();
   if (auto r = store->add_group({o.name, o.overlay, *lifetime}); !r) return r;
   std::cerr << "evpn-ca: group " << o.name << " -> overlay " << o.overlay << ", certificates valid " << o.lifetime
@@ -262,6 +285,31 @@ Result<void> openfire_setup(const OpenfireOptions& o) {
       std::cout);
 }
 
+Result<void> store_migrate(const StoreMigrateOptions& o) {
+  const CaPaths paths{o.dir};
+  auto config = load_config(paths.config());
+  if (!config) return config.error();
+  if (!config->store.empty())
+    return fail(Errc::conflict, paths.config().string() + " already names the store " + config->store);
+  if (auto r = store::check_postgres_url(o.to); !r) return with_context(r.error(), "--to");
+  CaConfig moved = *config;
+  moved.store = o.to;
+  if (!o.store_password_file.empty())
+    moved.store_password_file = std::filesystem::absolute(o.store_password_file).string();
+  auto target = store_location(paths, moved);
+  if (!target) return target.error();
+  auto copied = store::copy_to_postgres(paths.store(), *target);
+  if (!copied) return copied.error();
+  if (auto r = save_config(paths.config(), moved); !r)
+    return with_context(r.error(), "the copy in " + o.to + " is complete but config.json still names SQLite");
+  for (const auto& [table, rows] : copied->rows) std::cout << table << " " << rows << "\n";
+  std::cout << "certificates sha256 " << copied->certificates_sha256 << "\n";
+  std::cerr << "evpn-ca: copied " << paths.store().string() << " into " << o.to
+            << " and verified it; config.json now names it. Keep " << paths.store().filename().string()
+            << " as a backup: the CA no longer uses it.\n";
+  return {};
+}
+
 template <class Options>
 int run(Result<void> (*command)(const Options&), const Options& options) {
   auto r = command(options);
@@ -271,6 +319,7 @@ int run(Result<void> (*command)(const Options&), const Options& options) {
 }  // namespace
 
 int run_init(const InitOptions& o) { return run(init, o); }
+int run_store_migrate(const StoreMigrateOptions& o) { return run(store_migrate, o); }
 int run_serve(const ServeOptions& o) { return run(serve, o); }
 int run_fingerprint(const FingerprintOptions& o) { return run(fingerprint, o); }
 int run_group_add(const GroupAddOptions& o) { return run(group_add, o); }

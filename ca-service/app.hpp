@@ -21,6 +21,8 @@ struct InitOptions {
   std::string key_type = "ec-p256";
   std::string listen = "127.0.0.1:8443";
   std::vector<std::string> hostnames;  // default: localhost, 127.0.0.1 and the listen host
+  std::string store;                   // default: SQLite in DIR; or postgresql://USER@HOST:PORT/DB
+  std::string store_password_file;     // PostgreSQL's password (default: libpq's PGPASSWORD, ~/.pgpass)
 };
 int run_init(const InitOptions& options);
 
@@ -70,6 +72,13 @@ struct ListOptions {
 int run_nodes(const ListOptions& options);
 int run_token_list(const ListOptions& options);
 int run_audit(const ListOptions& options);
+
+struct StoreMigrateOptions {
+  std::string dir;
+  std::string to;  // postgresql://USER@HOST:PORT/DB
+  std::string store_password_file;
+};
+int run_store_migrate(const StoreMigrateOptions& options);
 
 struct TokenRevokeOptions {
   std::string dir;

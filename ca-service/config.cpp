@@ -136,7 +136,8 @@ Result<CaConfig> load_config(const std::filesystem::path& file) {
                  read(limits, "rate_limits.", "token_window_seconds", c.rate_limits.token_window_seconds),
                  read(limits, "rate_limits.", "renewals_per_username", c.rate_limits.renewals_per_username),
                  read(limits, "rate_limits.", "renewal_window_seconds", c.rate_limits.renewal_window_seconds),
-                 read(doc, "", "reserved_usernames", c.reserved_usernames)})
+                 read(doc, "", "reserved_usernames", c.reserved_usernames), read(doc, "", "store", c.store),
+                 read(doc, "", "store_password_file", c.store_password_file)})
     if (!r) return with_context(r.error(), file.string());
   const auto parsed_type = parse_directory_type(type);
   if (!parsed_type)
@@ -177,6 +178,8 @@ Result<void> save_config(const std::filesystem::path& file, const CaConfig& c) {
         {"renewals_per_username", c.rate_limits.renewals_per_username},
         {"renewal_window_seconds", c.rate_limits.renewal_window_seconds}}},
       {"reserved_usernames", c.reserved_usernames},
+      {"store", c.store},
+      {"store_password_file", c.store_password_file},
   };
   using std::filesystem::perms;
   return fs::write_file_atomic(file, doc.dump(2) + "\n", perms::owner_read | perms::owner_write | perms::group_read);

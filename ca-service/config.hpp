@@ -66,6 +66,11 @@ struct CaConfig {
   int max_connections_per_address = 32;  // of max_connections, per client address
   RateLimitConfig rate_limits;
   std::vector<std::string> reserved_usernames = default_reserved_usernames;
+  // The store: "" for SQLite in DIR/state.db, or a postgresql://USER@HOST:PORT/DB URL (TLS options
+  // such as sslmode in its query) that several `serve` replicas share.
+  std::string store;
+  // A file holding PostgreSQL's password; "" lets libpq find it (PGPASSWORD, ~/.pgpass).
+  std::string store_password_file;
 };
 
 // Where `serve` listens ("listen" in config.json, `init --listen`).

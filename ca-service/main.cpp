@@ -43,6 +43,12 @@ int main(int argc, char** argv) {
                        "openfire: the admin user for --directory-auth basic");
   init_cmd->add_option("--key-type", init.key_type, "CA key type: ec-p256, rsa-2048 or rsa-3072")->capture_default_str();
   init_cmd->add_option("--listen", init.listen, "HOST:PORT that `serve` listens on")->capture_default_str();
+  init_cmd->add_option("--store", init.store,
+                       "a PostgreSQL database shared by several `serve` replicas: postgresql://USER@HOST:PORT/DB "
+                       "(TLS options such as ?sslmode=verify-full in the URL; default: SQLite in --dir)");
+  init_cmd->add_option("--store-password-file", init.store_password_file,
+                       "file holding the PostgreSQL password (default: libpq's PGPASSWORD or ~/.pgpass); its path, "
+                       "not the password, goes in config.json");
   init_cmd->add_option("--hostname", init.hostnames,
                        "name in the service's TLS certificate (repeatable; default: localhost, 127.0.0.1)");
 
@@ -130,6 +136,17 @@ int main(int argc, char** argv) {
                               "Openfire's installation directory, for the printed keytool commands")
       ->capture_default_str();
 
+  StoreMigrateOptions store_migrate;
+  auto* store_cmd = app.add_subcommand("store", "manage the CA's store");
+  store_cmd->require_subcommand(1);
+  auto* store_migrate_cmd = store_cmd->add_subcommand(
+      "migrate", "copy a stopped CA's SQLite store into an empty PostgreSQL database, verify the copy (row counts "
+                 "per table, a checksum of the certificates) and point config.json at it");
+  store_migrate_cmd->add_option("--dir", store_migrate.dir, "CA directory (stop its `serve` first)")->required();
+  store_migrate_cmd->add_option("--to", store_migrate.to, "postgresql://USER@HOST:PORT/DB")->required();
+  store_migrate_cmd->add_option("--store-password-file", store_migrate.store_password_file,
+                                "file holding the PostgreSQL password (default: libpq's PGPASSWORD or ~/.pgpass)");
+
   auto* openfire_cmd = app.add_subcommand("openfire", "prepare an Openfire server for certificate login");
   openfire_cmd->require_subcommand(1);
   OpenfireOptions openfire;
@@ -162,6 +179,7 @@ int main(int argc, char** argv) {
     if (*revoke_cmd) return run_revoke(revoke);
     if (*server_cert_cmd) return run_server_cert(server_cert);
     if (*openfire_check_cmd) return run_openfire_check(openfire);
+    if (*store_migrate_cmd) return run_store_migrate(store_migrate);
     if (*openfire_setup_cmd) return run_openfire_setup(openfire);
   } catch (const std::exception& e) {
     spdlog::critical("unexpected failure: {}", e.what());

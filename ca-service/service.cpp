@@ -25,10 +25,33 @@ Result<signing::Signer> load_signer(const CaPaths& paths) {
 }
 
 Result<store::Store> open_store(const CaPaths& paths) {
-  if (!std::filesystem::exists(paths.store()))
+  auto config = load_config(paths.config());
+  if (!config) return config.error();
+  return open_store(paths, *config);
+}
+
+Result<store::Store> open_store(const CaPaths& paths, const CaConfig& config) {
+  if (config.store.empty() && !std::filesystem::exists(paths.store()))
     return fail(Errc::not_found,
                 paths.store().string() + " does not exist: is --dir a CA directory made by `evpn-ca init`?");
-  return store::Store::open(paths.store());
+  auto location = store_location(paths, config);
+  if (!location) return location.error();
+  return store::Store::open(*location);
+}
+
+Result<store::StoreLocation> store_location(const CaPaths& paths, const CaConfig& config) {
+  if (config.store.empty()) return store::StoreLocation{paths.store().string()};
+  store::StoreLocation location{config.store};
+  if (!config.store_password_file.empty()) {
+    auto text = fs::read_file(config.store_password_file, 4096);
+    if (!text) return with_context(text.error(), "store_password_file");
+    std::string password = std::move(*text);
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
+    if (password.empty())
+      return fail(Errc::invalid_request, "store_password_file " + config.store_password_file + " is empty");
+    location.password = std::move(password);
+  }
+  return location;
 }
 
 Service::Service(CaPaths paths, CaConfig config, signing::Signer signer, store::Store store,
@@ -45,7 +68,7 @@ Result<std::unique_ptr<Service>> Service::open(const CaPaths& paths) {
   if (!config) return config.error();
   auto signer = load_signer(paths);
   if (!signer) return signer.error();
-  auto store = open_store(paths);
+  auto store = open_store(paths, *config);
   if (!store) return store.error();
   auto directory = xmpp::make_directory(config->directory, config->xmpp.domain);
   if (!directory) return directory.error();
@@ -81,7 +104,7 @@ Result<void> serve(const ServeOptions& o) {
   auto tls_key = fs::read_file(ca.paths().tls_key());
   if (!tls_key) return tls_key.error();
 
-  api::Routes routes(ca.authority(), ca.config().rate_limits);
+  api::Routes routes(ca.authority(), ca.config().rate_limits, ca.shared_store());
   api::ServerOptions server;
   server.host = listen->host;
   server.port = listen->port;

@@ -22,8 +22,12 @@ inline constexpr std::chrono::seconds maintenance_interval{30};
 // The CA key and root of an initialised directory.
 Result<signing::Signer> load_signer(const CaPaths& paths);
 
-// The store of an initialised CA directory; unlike Store::open, never creates one.
+// The store of an initialised CA directory (its config.json says which); unlike Store::open,
+// never creates an SQLite file.
 Result<store::Store> open_store(const CaPaths& paths);
+Result<store::Store> open_store(const CaPaths& paths, const CaConfig& config);
+// Where config.json's store is, with PostgreSQL's password read from store_password_file.
+Result<store::StoreLocation> store_location(const CaPaths& paths, const CaConfig& config);
 
 // The parts of an initialised CA directory that `serve` and `revoke` work with. The authority
 // refers to the other parts, so a Service stays where it was made.
@@ -40,6 +44,8 @@ class Service {
   const CaConfig& config() const { return config_; }
   const signing::Signer& signer() const { return signer_; }
   authority::Authority& authority() { return authority_; }
+  // The store, when replicas share it (PostgreSQL); nullptr for the SQLite file of a single `serve`.
+  store::Store* shared_store() { return config_.store.empty() ? nullptr : &store_; }
 
   // Signs a CRL of every revocation now and writes it to DIR/crl.der.
   Result<void> write_crl();

@@ -6,8 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libboost1.81-dev libssl-dev libstrophe-dev nlohmann-json3-dev libspdlog-dev
-  libcli11-dev libsqlite3-dev catch2
-  ejabberd openssl curl ca-certificates python3
+  libcli11-dev libsqlite3-dev libpq-dev catch2
+  ejabberd postgresql openssl curl ca-certificates python3
   systemd
   debootstrap systemd-container
 )

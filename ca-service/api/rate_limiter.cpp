@@ -1,5 +1,7 @@
 #include "ca-service/api/rate_limiter.hpp"
 
+#include "ca-service/log.hpp"
+
 #include <algorithm>
 
 namespace evpn::ca::api {
@@ -9,7 +11,27 @@ RateLimiter::RateLimiter(int limit, std::chrono::seconds window, std::size_t max
       window_(window),
       max_keys_(std::max<std::size_t>(max_keys, 1)) {}
 
+RateLimiter::RateLimiter(int limit, std::chrono::seconds window, store::Store* shared, std::string kind)
+    : RateLimiter(limit, window) {
+  shared_ = shared;
+  kind_ = std::move(kind);
+}
+
 std::variant<RateLimiter::Reservation, std::chrono::seconds> RateLimiter::reserve(
+    const std::string& key, Clock::time_point now, std::chrono::milliseconds patience) {
+  auto here = reserve_here(key, now, patience);
+  auto* reservation = std::get_if<Reservation>(&here);
+  if (!shared_ || !reservation || reservation->id == 0) return here;
+  // What every replica counted, asked outside the lock: a store query must not hold up the others.
+  const TimePoint wall = now_seconds();
+  auto counted = shared_->count_attempts(kind_, key, wall - window_ + std::chrono::seconds(1));
+  if (!counted || counted->count < static_cast<long long>(limit_) || !counted->oldest) return here;
+  release(*reservation);
+  return std::max(std::chrono::duration_cast<std::chrono::seconds>(*counted->oldest + window_ - wall),
+                  std::chrono::seconds(1));
+}
+
+std::variant<RateLimiter::Reservation, std::chrono::seconds> RateLimiter::reserve_here(
     const std::string& key, Clock::time_point now, std::chrono::milliseconds patience) {
   std::unique_lock lock(mutex_);
   if (limit_ == 0) return Reservation{key, 0};
@@ -59,6 +81,10 @@ void RateLimiter::confirm(const Reservation& reservation) {
     for (auto& a : attempts)
       if (a.id == reservation.id) a.pending = false;
   });
+  if (!shared_ || reservation.id == 0) return;
+  const TimePoint wall = now_seconds();
+  if (auto r = shared_->record_attempt(kind_, reservation.key, wall, wall - window_); !r)
+    spdlog::warn("cannot count an attempt of {} in the store: {}", kind_, r.error().detail);
 }
 
 void RateLimiter::release(const Reservation& reservation) {

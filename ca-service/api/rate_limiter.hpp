@@ -1,7 +1,10 @@
 #pragma once
 // Counts attempts per key (a client address, a token id, a username) over a sliding window, so
-// that tokens cannot be guessed online and a node cannot renew in a loop. In memory only: a
-// restart of `serve` forgets the counts.
+// that tokens cannot be guessed online and a node cannot renew in a loop. In memory, and, for the
+// replicas of a CA on one PostgreSQL store, in the store as well: each replica then also refuses a
+// key whose attempts counted by all of them fill the window.
+
+#include "ca-service/store/store.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -28,6 +31,11 @@ class RateLimiter {
   // Hears at most `limit` attempts per key within any `window` (0: no limit), and remembers at
   // most `max_keys` keys, forgetting the one least recently counted first. Thread-safe.
   RateLimiter(int limit, std::chrono::seconds window, std::size_t max_keys = 10000);
+  // The same, also counting in `shared` under the name `kind` (whole seconds of wall-clock time).
+  // Attempts still being handled by another replica are not seen there, so N replicas hear at most
+  // limit + (N - 1) * (attempts in flight at once) per window; a store that does not answer adds
+  // no refusal (the request it would refuse finds the store down too).
+  RateLimiter(int limit, std::chrono::seconds window, store::Store* shared, std::string kind);
 
   // Counts an attempt of `key` at `now` before it is handled, so that attempts handled at the
   // same time all count. Returns its reservation, or, when `limit` attempts already fill the
@@ -54,6 +62,8 @@ class RateLimiter {
     bool pending;  // reserved, neither confirmed nor released yet
   };
   void make_room(Clock::time_point now);
+  std::variant<Reservation, std::chrono::seconds> reserve_here(const std::string& key, Clock::time_point now,
+                                                               std::chrono::milliseconds patience);
   // Applies `change` to the attempt of `reservation`, if still remembered, and wakes the waiters.
   template <class Change>
   void settle(const Reservation& reservation, Change change);
@@ -61,6 +71,8 @@ class RateLimiter {
   const std::size_t limit_;
   const std::chrono::seconds window_;
   const std::size_t max_keys_;
+  store::Store* shared_ = nullptr;
+  std::string kind_;
   std::mutex mutex_;
   std::condition_variable settled_;
   int waiting_ = 0;

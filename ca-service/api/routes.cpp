@@ -88,12 +88,14 @@ class Reservations {
   std::vector<Held> successes_;
 };
 
-Routes::Routes(authority::Authority& authority, const RateLimitConfig& limits)
+Routes::Routes(authority::Authority& authority, const RateLimitConfig& limits, store::Store* shared)
     : authority_(authority),
       limits_(limits),
-      by_address_(limits.address_failures, std::chrono::seconds(limits.address_window_seconds)),
-      by_token_(limits.token_failures, std::chrono::seconds(limits.token_window_seconds)),
-      renewals_(limits.renewals_per_username, std::chrono::seconds(limits.renewal_window_seconds)),
+      by_address_(limits.address_failures, std::chrono::seconds(limits.address_window_seconds), shared,
+                  "address-failures"),
+      by_token_(limits.token_failures, std::chrono::seconds(limits.token_window_seconds), shared, "token-failures"),
+      renewals_(limits.renewals_per_username, std::chrono::seconds(limits.renewal_window_seconds), shared,
+                "renewals"),
       health_(fail(Errc::unavailable, "the CA service has not checked its store and directory yet")) {}
 
 void Routes::probe_health() {

@@ -18,7 +18,10 @@ class Reservations;
 
 class Routes {
  public:
-  explicit Routes(authority::Authority& authority, const RateLimitConfig& limits = {});
+  // With `shared` (the store of replicas on PostgreSQL), the rate limits count in it as well, so
+  // that every replica refuses the same clients.
+  explicit Routes(authority::Authority& authority, const RateLimitConfig& limits = {},
+                  store::Store* shared = nullptr);
 
   // Answers the request and writes its one log line (method, path, status, ms, username, serial).
   // A path the API does not have answers 404; a path it has, asked with another method, 405 with

@@ -355,6 +355,14 @@ Result<void> Authority::lock_out(const std::string& username, const std::string&
 }
 
 Result<std::size_t> Authority::enforce_lockouts(TimePoint now) {
+  // One process (replica) at a time works the queue: the others would only repeat its calls.
+  Result<std::size_t> failed = std::size_t{0};
+  auto ran = store_.run_exclusive([&] { failed = enforce_lockouts_now(now); });
+  if (!ran) return ran.error();
+  return failed;
+}
+
+Result<std::size_t> Authority::enforce_lockouts_now(TimePoint now) {
   auto pending = store_.pending_lockouts();
   if (!pending) return pending.error();
   std::size_t failed = 0;
@@ -397,11 +405,18 @@ Result<std::string> Authority::crl(TimePoint now) {
   // Revocations are never undone, so their number and the latest time tell a changed list.
   crl_cache_.data_version = *version;
   if (fresh && crl_cache_.revocations == entries.size() && crl_cache_.latest == latest) return crl_cache_.der;
-  // The CRL number is the signing time, except that a CRL signed in the same second as the latest
-  // revocation takes the next second's: one signed earlier in that second lacks the entry, and two
-  // CRLs with one number must list the same certificates.
-  const auto number = std::max(to_unix(now), to_unix(latest) + 1);
-  auto der = signer_.make_crl(entries, number, now, crl_validity);
+  // The CRL number is the signing time when that is more than every number taken before; the store
+  // hands it out with the revocations of that moment, so that two CRLs never share a number and a
+  // higher number (from any replica) lists every revocation a lower one did.
+  auto content = store_.take_crl_number(to_unix(now));
+  if (!content) return content.error();
+  entries.clear();
+  latest = {};
+  for (const auto& r : content->revocations) {
+    entries.push_back({r.serial, r.revoked_at, r.reason});
+    latest = std::max(latest, r.revoked_at);
+  }
+  auto der = signer_.make_crl(entries, content->number, now, crl_validity);
   if (!der) return der.error();
   crl_cache_ = {*der, now, *version, entries.size(), latest};
   return der;

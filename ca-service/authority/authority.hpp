@@ -113,7 +113,8 @@ class Authority {
 
   // Locks out, once more, every node whose current certificate is revoked and still valid: the
   // queued lockouts (failures stay queued with their error) and those done before, so that a
-  // lockout undone by a lost race or by hand comes back within one call. Returns how many failed.
+  // lockout undone by a lost race or by hand comes back within one call. Returns how many failed;
+  // 0 without trying when another replica of the CA is doing it (Store::run_exclusive).
   Result<std::size_t> enforce_lockouts(TimePoint now);
 
   // The DER CRL of GET /v1/crl: every revoked certificate, valid crl_validity. The last CRL is
@@ -150,6 +151,8 @@ class Authority {
   Result<std::optional<Issued>> replay_renewal(const store::CertificateRecord& superseded, const crypto::Csr& csr,
                                                TimePoint now);
 
+  // enforce_lockouts, in the one process that works the queue at this moment.
+  Result<std::size_t> enforce_lockouts_now(TimePoint now);
   // Disables `username` in the directory and records the outcome of the lockout queued by `serial`.
   Result<void> lock_out(const std::string& username, const std::string& serial, TimePoint now);
 

@@ -1,7 +1,7 @@
 #pragma once
 // Group commit: the writes that threads submit at the same time share one transaction and one fsync.
 
-#include "ca-service/store/sqlite.hpp"
+#include "ca-service/store/database.hpp"
 #include "common/result.hpp"
 
 #include <condition_variable>

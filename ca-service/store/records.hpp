@@ -103,6 +103,13 @@ struct RevocationRecord {
   bool lockout_queued = false;  // revoke_*: it was the node's current certificate, so its lockout was queued
 };
 
+// The attempts a rate limit counted for one subject (client address, token id, username) within
+// its window (Store::count_attempts).
+struct AttemptWindow {
+  long long count = 0;
+  std::optional<TimePoint> oldest{};
+};
+
 // One line of the audit log. Fields that do not apply are "".
 struct AuditRecord {
   TimePoint at;

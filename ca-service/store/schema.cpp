@@ -1,6 +1,7 @@
 #include "ca-service/store/schema.hpp"
 
 #include <iterator>
+#include <regex>
 #include <string>
 
 namespace evpn::ca::store {
@@ -81,14 +82,53 @@ ALTER TABLE certificates ADD COLUMN renewed_from TEXT;
 CREATE INDEX certificates_by_renewed_from ON certificates(renewed_from);
 )sql";
 
-constexpr const char* kMigrations[] = {kVersion1, kVersion2};
+// Version 3: the number of the last CRL signed, so that CRL numbers increase whichever process (or
+// replica) signs; and the attempts that the rate limits count, so that replicas share them.
+constexpr const char* kVersion3 = R"sql(
+CREATE TABLE counters (
+  name  TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+INSERT INTO counters(name, value) VALUES('crl_number', 0);
+CREATE TABLE attempts (
+  kind    TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  at      INTEGER NOT NULL
+);
+CREATE INDEX attempts_by_subject ON attempts(kind, subject, at);
+CREATE INDEX attempts_by_time ON attempts(kind, at);
+)sql";
+
+constexpr const char* kMigrations[] = {kVersion1, kVersion2, kVersion3};
 constexpr long long kSchemaVersion = std::size(kMigrations);
 
+// The migrations are written for SQLite. PostgreSQL gets them with 64-bit integers (times), an
+// identity column for the audit log's ids, and text compared byte by byte (ORDER BY serial,
+// username) as SQLite does, whatever the database's locale.
+std::string for_dialect(Dialect dialect, const char* sql) {
+  if (dialect == Dialect::sqlite) return sql;
+  std::string out = std::regex_replace(sql, std::regex("INTEGER PRIMARY KEY AUTOINCREMENT"),
+                                       "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
+  out = std::regex_replace(out, std::regex("\\bINTEGER\\b"), "BIGINT");
+  return std::regex_replace(out, std::regex("\\bTEXT\\b"), "TEXT COLLATE \"C\"");
+}
+
+// SQLite keeps the version in the file's header (user_version); PostgreSQL in a table of its own.
 Result<long long> schema_version(Connection& db) {
-  auto s = Statement::prepare(db, "PRAGMA user_version");
+  if (db.dialect() == Dialect::postgresql)
+    if (auto r = db.exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)"); !r) return r.error();
+  auto s = Statement::prepare(db, db.dialect() == Dialect::sqlite ? "PRAGMA user_version"
+                                                                  : "SELECT COALESCE(max(version), 0) FROM schema_version");
   if (!s) return s.error();
   if (auto row = s->step(); !row) return row.error();
   return s->integer(0);
+}
+
+Result<void> set_schema_version(Connection& db, long long version) {
+  // PRAGMA takes no bound parameters.
+  if (db.dialect() == Dialect::sqlite) return db.exec("PRAGMA user_version = " + std::to_string(version));
+  if (auto r = db.exec("DELETE FROM schema_version"); !r) return r;
+  return run(db, "INSERT INTO schema_version(version) VALUES(?)", version);
 }
 
 }  // namespace
@@ -103,9 +143,8 @@ Result<void> create_schema(Connection& db) {
                                     " but this evpn-ca only knows version " + std::to_string(kSchemaVersion) +
                                     ": it was written by a newer evpn-ca; upgrade evpn-ca");
   for (long long version = *found + 1; version <= kSchemaVersion; ++version) {
-    if (auto r = exec(db.get(), kMigrations[version - 1]); !r) return r;
-    // PRAGMA takes no bound parameters.
-    if (auto r = exec(db.get(), ("PRAGMA user_version = " + std::to_string(version)).c_str()); !r) return r;
+    if (auto r = db.exec(for_dialect(db.dialect(), kMigrations[version - 1])); !r) return r;
+    if (auto r = set_schema_version(db, version); !r) return r;
   }
   return tx->commit();
 }

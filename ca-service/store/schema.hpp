@@ -1,7 +1,7 @@
 #pragma once
 // The store's schema, in one place, and its migrations.
 
-#include "ca-service/store/sqlite.hpp"
+#include "ca-service/store/database.hpp"
 #include "common/result.hpp"
 
 namespace evpn::ca::store {

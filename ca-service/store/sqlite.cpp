@@ -1,6 +1,48 @@
 #include "ca-service/store/sqlite.hpp"
 
 namespace evpn::ca::store {
+namespace {
+
+struct ReleaseStmt {
+  SqliteConnection* connection;
+  void operator()(sqlite3_stmt* stmt) const noexcept { connection->release(stmt); }
+};
+using StmtHandle = std::unique_ptr<sqlite3_stmt, ReleaseStmt>;
+
+// A prepared statement, stepped on demand: SQLite computes each row as it is read.
+class SqliteRows final : public Rows {
+ public:
+  SqliteRows(sqlite3* db, StmtHandle stmt) : db_(db), stmt_(std::move(stmt)) {}
+
+  Result<bool> step() override {
+    const int rc = sqlite3_step(stmt_.get());
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return sqlite_error(db_, rc, sqlite3_sql(stmt_.get()));
+  }
+  bool is_null(int col) const override { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
+  std::string text(int col) const override {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), col))) : std::string();
+  }
+  long long integer(int col) const override { return sqlite3_column_int64(stmt_.get(), col); }
+
+ private:
+  sqlite3* db_;
+  StmtHandle stmt_;
+};
+
+// Binding only fails for a wrong index or type, i.e. a bug here; step() would then report it.
+void bind(sqlite3_stmt* stmt, int i, const Value& v) {
+  if (const auto* text = std::get_if<std::string>(&v))
+    sqlite3_bind_text(stmt, i, text->data(), static_cast<int>(text->size()), SQLITE_TRANSIENT);
+  else if (const auto* number = std::get_if<long long>(&v))
+    sqlite3_bind_int64(stmt, i, *number);
+  else
+    sqlite3_bind_null(stmt, i);
+}
+
+}  // namespace
 
 // Extended result codes are on, so `rc` tells a unique violation from other constraint failures.
 Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
@@ -15,12 +57,6 @@ Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
   return fail(Errc::internal, "the CA store failed: " + detail);
 }
 
-Result<void> exec(sqlite3* db, const char* sql) {
-  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return sqlite_error(db, rc, sql);
-  return {};
-}
-
 Result<DbHandle> open_connection(const std::filesystem::path& file) {
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(file.c_str(), &raw,
@@ -32,20 +68,33 @@ Result<DbHandle> open_connection(const std::filesystem::path& file) {
   sqlite3_extended_result_codes(db.get(), 1);
   // The busy timeout comes first so that even switching to WAL waits for another process.
   sqlite3_busy_timeout(db.get(), 5000);
-  if (file != ":memory:") {
-    if (auto r = exec(db.get(), "PRAGMA journal_mode = WAL"); !r) return r.error();
-  }
-  for (const char* pragma : {"PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"}) {
-    if (auto r = exec(db.get(), pragma); !r) return r.error();
-  }
+  std::vector<const char*> pragmas{"PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"};
+  if (file != ":memory:") pragmas.insert(pragmas.begin(), "PRAGMA journal_mode = WAL");
+  for (const char* pragma : pragmas)
+    if (int prc = sqlite3_exec(db.get(), pragma, nullptr, nullptr, nullptr); prc != SQLITE_OK)
+      return sqlite_error(db.get(), prc, pragma);
   return db;
 }
 
-Connection::~Connection() {
+SqliteConnection::~SqliteConnection() {
   for (auto& [sql, stmt] : idle_) sqlite3_finalize(stmt);
 }
 
-Result<sqlite3_stmt*> Connection::acquire(const std::string& sql) {
+Result<std::unique_ptr<Rows>> SqliteConnection::query(const std::string& sql, const std::vector<Value>& params) {
+  auto stmt = acquire(sql);
+  if (!stmt) return stmt.error();
+  auto rows = std::make_unique<SqliteRows>(db_.get(), StmtHandle(*stmt, ReleaseStmt{this}));
+  for (std::size_t i = 0; i < params.size(); ++i) bind(*stmt, static_cast<int>(i + 1), params[i]);
+  return std::unique_ptr<Rows>(std::move(rows));
+}
+
+Result<void> SqliteConnection::exec(const std::string& sql) {
+  const int rc = sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return sqlite_error(db_.get(), rc, sql);
+  return {};
+}
+
+Result<sqlite3_stmt*> SqliteConnection::acquire(const std::string& sql) {
   if (auto found = idle_.find(sql); found != idle_.end()) {
     sqlite3_stmt* stmt = found->second;
     idle_.erase(found);
@@ -61,53 +110,10 @@ Result<sqlite3_stmt*> Connection::acquire(const std::string& sql) {
   return stmt;
 }
 
-void Connection::release(sqlite3_stmt* stmt) noexcept {
+void SqliteConnection::release(sqlite3_stmt* stmt) noexcept {
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   idle_.emplace(sqlite3_sql(stmt), stmt);
-}
-
-Result<bool> Statement::step() {
-  const int rc = sqlite3_step(stmt_.get());
-  if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
-  return sqlite_error(db_, rc, sqlite3_sql(stmt_.get()));
-}
-
-Result<void> Statement::run() {
-  auto r = step();
-  if (!r) return r.error();
-  return {};
-}
-
-std::string Statement::text(int col) const {
-  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), col));
-  return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), col))) : std::string();
-}
-
-std::optional<std::string> Statement::optional_text(int col) const {
-  if (sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL) return std::nullopt;
-  return text(col);
-}
-
-std::optional<TimePoint> Statement::optional_time(int col) const {
-  if (sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL) return std::nullopt;
-  return time(col);
-}
-
-Result<Transaction> Transaction::begin(Connection& db) {
-  if (auto r = run(db, "BEGIN IMMEDIATE"); !r) return r.error();
-  return Transaction(db);
-}
-
-Transaction::~Transaction() {
-  if (db_) (void)run(*db_, "ROLLBACK");
-}
-
-Result<void> Transaction::commit() {
-  if (auto r = run(*db_, "COMMIT"); !r) return r;
-  db_ = nullptr;
-  return {};
 }
 
 }  // namespace evpn::ca::store

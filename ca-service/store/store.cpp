@@ -1,10 +1,17 @@
 #include "ca-service/store/store.hpp"
 
 #include "ca-service/store/batch.hpp"
+#include "ca-service/store/postgres.hpp"
 #include "ca-service/store/schema.hpp"
 #include "ca-service/store/sqlite.hpp"
 #include "common/protocol/enrollment.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <string_view>
 #include <utility>
 
@@ -80,7 +87,8 @@ Result<RevocationRecord> revoke_in(Connection& db, const std::string& serial, co
   {
     auto found = Statement::prepare(db,
                                     "SELECT c.username, c.status, c.not_after, c.revoked_at, "
-                                    "COALESCE(c.revocation_reason, ''), n.username IS NOT NULL FROM certificates c "
+                                    "COALESCE(c.revocation_reason, ''), CASE WHEN n.username IS NULL THEN 0 ELSE 1 END "
+                                    "FROM certificates c "
                                     "LEFT JOIN nodes n ON n.current_serial = c.serial WHERE c.serial = ?",
                                     serial);
     if (!found) return found.error();
@@ -120,7 +128,7 @@ Result<void> insert_account(Connection& db, const std::string& username, const c
                    username, origin, now);
       !r)
     return r;
-  if (sqlite3_changes(db.get()) == 0) return {};
+  if (db.changes() == 0) return {};
   const std::string detail = std::string(origin) == "adopted"
                                  ? "existing XMPP account adopted by a token made with --adopt-existing"
                                  : "XMPP account created";
@@ -170,6 +178,14 @@ NodeRecord read_node(const Statement& row) {
   return node;
 }
 
+constexpr const char* kSelectRevocations =
+    "SELECT serial, username, revoked_at, revocation_reason, not_after FROM certificates "
+    "WHERE status = 'revoked' ORDER BY serial";
+
+RevocationRecord read_revocation(const Statement& row) {
+  return RevocationRecord{row.text(0), row.text(1), row.time(2), row.text(3), row.time(4)};
+}
+
 CertificateRecord read_certificate(const Statement& row) {
   return CertificateRecord{row.text(0), row.text(1), row.text(2), row.time(3),
                            row.time(4), row.text(5), status_at(row, 6), row.time(7)};
@@ -177,33 +193,63 @@ CertificateRecord read_certificate(const Statement& row) {
 
 }  // namespace
 
+bool is_postgres_url(const std::string& target) {
+  return target.starts_with("postgresql://") || target.starts_with("postgres://");
+}
+
 // The connections and what guards them. Lookups have a connection of their own, so that they do
 // not wait for a commit's fsync (WAL lets them read meanwhile); an in-memory database has one
 // connection for both.
 struct Store::State {
-  explicit State(DbHandle db) : writer(std::move(db)) {}
+  explicit State(std::unique_ptr<Connection> db, std::optional<PostgresTarget> server = std::nullopt)
+      : writer(std::move(db)), postgres(std::move(server)) {}
 
-  Connection writer;
+  std::unique_ptr<Connection> writer;
   std::mutex write_mutex;
   std::unique_ptr<Connection> own_reader{};
   std::mutex own_read_mutex{};
-  Connection* reader = &writer;
+  Connection* reader = writer.get();
   std::mutex* read_mutex = &write_mutex;
-  GroupCommit batch{writer, write_mutex};
+  GroupCommit batch{*writer, write_mutex};
+  // PostgreSQL: where it is, and the connection that holds run_exclusive's lock (opened on first use).
+  std::optional<PostgresTarget> postgres;
+  // SQLite: the file that run_exclusive locks ("" in memory).
+  std::filesystem::path job_lock_file{};
+  std::unique_ptr<PostgresConnection> lease{};
+  std::mutex lease_mutex{};
+
+  void use_reader(std::unique_ptr<Connection> connection) {
+    own_reader = std::move(connection);
+    reader = own_reader.get();
+    read_mutex = &own_read_mutex;
+  }
 };
 
-Result<Store> Store::open(const std::filesystem::path& file) {
+Result<Store> Store::open(const StoreLocation& location) {
+  if (is_postgres_url(location.target)) {
+    const PostgresTarget target{location.target, location.password};
+    auto writer = PostgresConnection::open(target);
+    if (!writer) return writer.error();
+    auto state = std::make_unique<State>(std::move(*writer), target);
+    if (auto r = create_schema(*state->writer); !r) return with_context(r.error(), location.target);
+    auto reader = PostgresConnection::open(target, true);
+    if (!reader) return reader.error();
+    state->use_reader(std::move(*reader));
+    return Store(std::move(state));
+  }
+  const std::filesystem::path file = location.target;
   auto db = open_connection(file);
   if (!db) return db.error();
-  auto state = std::make_unique<State>(std::move(*db));
-  if (auto r = create_schema(state->writer); !r) return with_context(r.error(), file.string());
+  auto state = std::make_unique<State>(std::make_unique<SqliteConnection>(std::move(*db)));
+  if (auto r = create_schema(*state->writer); !r) return with_context(r.error(), file.string());
   if (file != ":memory:") {
     auto reader = open_connection(file);
     if (!reader) return reader.error();
-    if (auto r = exec(reader->get(), "PRAGMA query_only = ON"); !r) return r.error();
-    state->own_reader = std::make_unique<Connection>(std::move(*reader));
-    state->reader = state->own_reader.get();
-    state->read_mutex = &state->own_read_mutex;
+    auto connection = std::make_unique<SqliteConnection>(std::move(*reader));
+    if (auto r = connection->exec("PRAGMA query_only = ON"); !r) return r.error();
+    state->use_reader(std::move(connection));
+    // Not the database file itself: closing any descriptor of it would drop SQLite's own locks.
+    state->job_lock_file = file.string() + "-job";
   }
   return Store(std::move(state));
 }
@@ -225,7 +271,7 @@ auto Store::read(Use use, const std::string& sql, const Args&... args) {
 template <class Change>
 auto Store::write(Change change) {
   std::lock_guard lock(state_->write_mutex);
-  Connection& db = state_->writer;
+  Connection& db = *state_->writer;
   using Answer = decltype(change(db));
   auto tx = Transaction::begin(db);
   if (!tx) return Answer(tx.error());
@@ -293,7 +339,7 @@ Result<void> Store::revoke_token(const std::string& id, TimePoint now) {
   return write([&](Connection& db) -> Result<void> {
     long long uses_left = 0;
     {
-      auto found = Statement::prepare(db, "SELECT uses_left, revoked_at IS NOT NULL FROM tokens WHERE id = ?", id);
+      auto found = Statement::prepare(db, "SELECT uses_left, CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END FROM tokens WHERE id = ?", id);
       if (!found) return found.error();
       auto row = found->step();
       if (!row) return row.error();
@@ -329,7 +375,8 @@ Result<void> Store::record_enrollment(const std::string& token_id, const Certifi
     // enrollment of the name may have committed since.
     {
       auto node = Statement::prepare(db,
-                                     "SELECT n.current_serial, c.status = 'revoked' AND c.not_after > ? FROM nodes n "
+                                     "SELECT n.current_serial, CASE WHEN c.status = 'revoked' AND c.not_after > ? THEN 1 "
+                                     "ELSE 0 END FROM nodes n "
                                      "JOIN certificates c ON c.serial = n.current_serial WHERE n.username = ?",
                                      now, cert.username);
       if (!node) return node.error();
@@ -347,7 +394,7 @@ Result<void> Store::record_enrollment(const std::string& token_id, const Certifi
                      token_id, now);
         !r)
       return r;
-    if (sqlite3_changes(db.get()) == 0) return fail(Errc::unauthorized, protocol::token_refused);
+    if (db.changes() == 0) return fail(Errc::unauthorized, protocol::token_refused);
 
     if (auto r = install_current(db, cert, std::optional<std::string>(token_id)); !r) return r;
     if (how.adopts_account)
@@ -420,11 +467,7 @@ Result<RevocationRecord> Store::revoke_certificate(const std::string& serial, co
 }
 
 Result<std::vector<RevocationRecord>> Store::list_revocations() {
-  return read(all<RevocationRecord>([](const Statement& row) {
-                return RevocationRecord{row.text(0), row.text(1), row.time(2), row.text(3), row.time(4)};
-              }),
-              "SELECT serial, username, revoked_at, revocation_reason, not_after FROM certificates "
-              "WHERE status = 'revoked' ORDER BY serial");
+  return read(all<RevocationRecord>(read_revocation), kSelectRevocations);
 }
 
 Result<std::vector<PendingLockout>> Store::pending_lockouts() {
@@ -447,7 +490,7 @@ Result<void> Store::complete_lockout(const std::string& username, const std::str
     if (auto r = run(db, "DELETE FROM pending_lockouts WHERE username = ? AND serial = ?", username, serial); !r)
       return r;
     // Another process got there first, or the name enrolled again since: nothing left to record.
-    if (sqlite3_changes(db.get()) == 0) return {};
+    if (db.changes() == 0) return {};
     return write_audit(db, {now, "lockout", username, serial, "", "disabled in the XMPP directory"});
   });
 }
@@ -466,6 +509,16 @@ Result<std::vector<AuditRecord>> Store::list_audit() {
               "SELECT at, action, username, serial, token_id, detail FROM audit ORDER BY id");
 }
 
+Result<bool> Store::unused() {
+  return read(
+      [](Statement& s) -> Result<bool> {
+        auto row = s.step();
+        if (!row) return row.error();
+        return !*row;
+      },
+      "SELECT 1 FROM audit LIMIT 1");
+}
+
 Result<void> Store::ping() {
   return read([](Statement& s) { return s.run(); }, "SELECT count(*) FROM groups");
 }
@@ -476,7 +529,88 @@ Result<long long> Store::data_version() {
         if (auto row = s.step(); !row) return row.error();
         return s.integer(0);
       },
-      "PRAGMA data_version");
+      state_->postgres ? "SELECT COALESCE(max(id), 0) FROM audit" : "PRAGMA data_version");
+}
+
+Result<CrlContent> Store::take_crl_number(long long at_least) {
+  return write([&](Connection& db) -> Result<CrlContent> {
+    if (auto r = run(db,
+                     "UPDATE counters SET value = CASE WHEN value + 1 > ? THEN value + 1 ELSE ? END "
+                     "WHERE name = 'crl_number'",
+                     at_least, at_least);
+        !r)
+      return r.error();
+    CrlContent crl;
+    {
+      auto number = Statement::prepare(db, "SELECT value FROM counters WHERE name = 'crl_number'");
+      if (!number) return number.error();
+      if (auto row = number->step(); !row) return row.error();
+      crl.number = number->integer(0);
+    }
+    auto revoked = Statement::prepare(db, kSelectRevocations);
+    if (!revoked) return revoked.error();
+    auto rows = all<RevocationRecord>(read_revocation)(*revoked);
+    if (!rows) return rows.error();
+    crl.revocations = std::move(*rows);
+    return crl;
+  });
+}
+
+namespace {
+
+// flock(2) on a file next to the SQLite database: held by one open file at a time, in this process
+// or another, and released by the kernel when the holder exits however it does.
+Result<bool> run_with_file_lock(const std::filesystem::path& file, const std::function<void()>& job) {
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(Errc::io, "cannot open " + file.string() + ": " + std::strerror(errno));
+  const bool mine = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  const int error = errno;
+  if (mine) job();
+  ::close(fd);
+  if (!mine && error != EWOULDBLOCK)
+    return fail(Errc::io, "cannot lock " + file.string() + ": " + std::strerror(error));
+  return mine;
+}
+
+}  // namespace
+
+Result<AttemptWindow> Store::count_attempts(const std::string& kind, const std::string& subject, TimePoint since) {
+  return read(
+      [](Statement& s) -> Result<AttemptWindow> {
+        if (auto row = s.step(); !row) return row.error();
+        return AttemptWindow{s.integer(0), s.optional_time(1)};
+      },
+      "SELECT count(*), min(at) FROM attempts WHERE kind = ? AND subject = ? AND at >= ?", kind, subject, since);
+}
+
+Result<void> Store::record_attempt(const std::string& kind, const std::string& subject, TimePoint at,
+                                   TimePoint forget_before) {
+  return write([&](Connection& db) -> Result<void> {
+    if (auto r = run(db, "DELETE FROM attempts WHERE kind = ? AND at < ?", kind, forget_before); !r) return r;
+    return run(db, "INSERT INTO attempts(kind, subject, at) VALUES(?, ?, ?)", kind, subject, at);
+  });
+}
+
+Result<bool> Store::run_exclusive(const std::function<void()>& job) {
+  if (!state_->postgres) {
+    if (!state_->job_lock_file.empty()) return run_with_file_lock(state_->job_lock_file, job);
+    job();
+    return true;
+  }
+  // Any number no other user of the database takes as an advisory lock: "evpn-lo" in ASCII.
+  constexpr long long kLockoutJob = 28559197904661615;
+  std::lock_guard lock(state_->lease_mutex);
+  if (!state_->lease) {
+    auto connection = PostgresConnection::open(*state_->postgres);
+    if (!connection) return connection.error();
+    state_->lease = std::move(*connection);
+  }
+  auto mine = state_->lease->try_lock(kLockoutJob);
+  if (!mine) return mine.error();
+  if (!*mine) return false;
+  job();
+  if (auto r = state_->lease->unlock(kLockoutJob); !r) return r.error();
+  return true;
 }
 
 }  // namespace evpn::ca::store

@@ -1,9 +1,12 @@
 #pragma once
-// The CA's durable state in SQLite (WAL, synchronous=FULL); store/ is the only code that sees sqlite3.h
-// (sqlite.hpp wraps it, schema.cpp holds the schema, batch.cpp the group commit).
+// The CA's durable state, in SQLite (WAL, synchronous=FULL; one host) or in PostgreSQL (several
+// `evpn-ca serve` replicas on one database). store/ is the only code that sees either: the queries
+// (here) are written once against database.hpp, which sqlite.hpp and postgres.hpp implement;
+// schema.cpp holds the schema, batch.cpp the group commit.
 // Thread-safe: one connection writes and another reads, each guarded by a mutex; enrollments and
-// renewals that arrive together are committed together (one fsync). Several processes (serve and
-// the admin commands) may use the same file at once; writers wait up to a few seconds for each other.
+// renewals that arrive together are committed together (one fsync). Several processes (serve, its
+// replicas and the admin commands) may use the same store at once: their write transactions take
+// turns, a writer waiting up to a few seconds for the others (then Errc::unavailable).
 
 #include "ca-service/store/records.hpp"
 #include "common/result.hpp"
@@ -20,10 +23,30 @@ namespace evpn::ca::store {
 
 class Connection;
 
+// Where a store is: an SQLite file, or a PostgreSQL database named by a postgresql:// URL.
+struct StoreLocation {
+  std::string target;                      // a file path (":memory:" for tests) or a postgresql:// URL
+  std::optional<std::string> password{};  // PostgreSQL's, when libpq's environment or ~/.pgpass do not give it
+};
+
+// Whether `target` names a PostgreSQL database rather than an SQLite file.
+bool is_postgres_url(const std::string& target);
+// Errc::invalid_request unless `url` is a postgresql:// (or postgres://) URL libpq accepts that
+// does not carry a password (a password belongs in a file of its own, never in config.json).
+Result<void> check_postgres_url(const std::string& url);
+
+// What a CRL lists, and its number (take_crl_number).
+struct CrlContent {
+  long long number = 0;
+  std::vector<RevocationRecord> revocations;
+};
+
 class Store {
  public:
-  // Opens (creating if needed) the database file and its schema. ":memory:" for tests.
-  static Result<Store> open(const std::filesystem::path& file);
+  // Opens (creating if needed) the database and its schema (migrating an older one).
+  static Result<Store> open(const StoreLocation& location);
+  // An SQLite file; ":memory:" for tests.
+  static Result<Store> open(const std::filesystem::path& file) { return open(StoreLocation{file.string()}); }
 
   Store(Store&&) noexcept;
   Store& operator=(Store&&) noexcept;
@@ -95,13 +118,35 @@ class Store {
   // The audit log, oldest first.
   Result<std::vector<AuditRecord>> list_audit();
 
+  // Whether no CA has recorded anything here yet (every change writes the audit log).
+  Result<bool> unused();
+
   // A cheap query that proves the database answers (for /healthz).
   Result<void> ping();
 
-  // SQLite's data_version of this connection: it changes exactly when another connection (or
-  // process) has committed a change since the last call. Tells the authority's CRL cache, and
-  // tests, whether anything was written.
+  // Changes when a change has been committed since the last call: SQLite's data_version of the
+  // lookup connection (another connection or process committed), or on PostgreSQL the id of the
+  // last audit entry (every change but a failed lockout attempt writes one). Tells the authority's
+  // CRL cache, and tests, whether anything was written.
   Result<long long> data_version();
+
+  // In one transaction: a CRL number greater than every one taken before, by any process or
+  // replica, and at least `at_least`; and every revoked certificate at that moment. A CRL signed
+  // with a higher number so lists every revocation a lower one listed.
+  Result<CrlContent> take_crl_number(long long at_least);
+
+  // The attempts of `kind` (a rate limit's name) counted for `subject` at or after `since`.
+  Result<AttemptWindow> count_attempts(const std::string& kind, const std::string& subject, TimePoint since);
+  // Counts one attempt of `kind` for `subject` at `at`, and forgets those of `kind` before
+  // `forget_before` (out of every window).
+  Result<void> record_attempt(const std::string& kind, const std::string& subject, TimePoint at,
+                              TimePoint forget_before);
+
+  // Runs `job` unless another Store on the same database (in this process or another replica) runs
+  // it at this moment; true when `job` ran. Whoever dies mid-job leaves it to the others: on
+  // PostgreSQL an advisory lock that the server drops with the holder's connection, on SQLite
+  // flock(2) on FILE-job, which the kernel drops with the holder's process.
+  Result<bool> run_exclusive(const std::function<void()>& job);
 
  private:
   struct State;

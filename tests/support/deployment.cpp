@@ -28,7 +28,8 @@ std::string run_or_throw(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-Deployment::Deployment(const std::string& prefix, const std::string& directory, const std::string& directory_url)
+Deployment::Deployment(const std::string& prefix, const std::string& directory, const std::string& directory_url,
+                       const std::vector<std::string>& init_options)
     : temp_(prefix),
       ca_dir_(temp_.path() / "ca"),
       // Constructed before `evpn-ca init` runs: it picks the ports the CA's config must name.
@@ -42,6 +43,7 @@ Deployment::Deployment(const std::string& prefix, const std::string& directory, 
   if (directory == "ejabberd")
     init.insert(init.end(), {"--directory-user", xmpp_.ca_account().jid, "--directory-secret-file",
                              xmpp_.ca_account_secret_file()});
+  init.insert(init.end(), init_options.begin(), init_options.end());
   fingerprint_ = run_or_throw(init);
   evpn_ca({"server-cert", "--name", domain, "--name", "localhost", "--name", "127.0.0.1", "--out",
            temp_.path() / "xmpp"});
@@ -66,12 +68,14 @@ void Deployment::kill_ca() {
   ca_.reset();
 }
 
-std::string Deployment::evpn_ca(std::vector<std::string> args) const {
+std::string Deployment::evpn_ca(std::vector<std::string> args) const { return evpn_ca_in(ca_dir_, std::move(args)); }
+
+std::string Deployment::evpn_ca_in(const std::filesystem::path& ca_dir, std::vector<std::string> args) {
   std::vector<std::string> argv{EVPN_CA_BIN};
   // Sub-commands are one or two words ("group add"); --dir goes right after them.
   const bool two_words = args.size() > 1 && !args[1].starts_with("--");
   argv.insert(argv.end(), args.begin(), args.begin() + (two_words ? 2 : 1));
-  argv.insert(argv.end(), {"--dir", ca_dir_});
+  argv.insert(argv.end(), {"--dir", ca_dir});
   argv.insert(argv.end(), args.begin() + (two_words ? 2 : 1), args.end());
   return run_or_throw(argv);
 }

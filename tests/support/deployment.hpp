@@ -30,9 +30,10 @@ class Deployment {
   static constexpr const char* domain = "evpn.test";
 
   // `directory` is the CA's --directory: "ejabberd" (provisioning the ejabberd below as its
-  // ca_account()) or another backend given with `directory_url`. Starts ejabberd and `evpn-ca serve`.
+  // ca_account()) or another backend given with `directory_url`; `init_options` are added to
+  // `evpn-ca init` (e.g. --store). Starts ejabberd and `evpn-ca serve`.
   explicit Deployment(const std::string& prefix = "evpn-it", const std::string& directory = "ejabberd",
-                      const std::string& directory_url = "");
+                      const std::string& directory_url = "", const std::vector<std::string>& init_options = {});
   Deployment(const Deployment&) = delete;
   Deployment& operator=(const Deployment&) = delete;
 
@@ -53,6 +54,8 @@ class Deployment {
   std::string evpn_ca(std::vector<std::string> args) const;
   // `evpn-ca <command> --dir <ca> --json` (nodes, token list, audit), parsed; throws when it fails.
   nlohmann::json listing(std::vector<std::string> command) const;
+  // The same as evpn_ca in the CA directory `ca_dir` (a replica's).
+  static std::string evpn_ca_in(const std::filesystem::path& ca_dir, std::vector<std::string> args);
   // `evpn-ca group add`.
   void add_group(const std::string& name, const std::string& overlay, const std::string& lifetime = "30d") const;
   // `evpn-ca token create --group <group> <options...>`; returns the token.

@@ -79,11 +79,10 @@ class Meeting {
 // and meet at add_member before either records, so the store alone decides. Returns both results.
 std::pair<Result<Issued>, Result<Issued>> race(Ca& ca, const std::filesystem::path& db,
                                                const std::function<Result<Issued>(Authority&, int)>& call) {
-  ca::store::Store second_store = open_store(db);
-  FakeDirectory second_directory;
-  Authority second(second_store, pki().signer(), second_directory, kXmpp);
+  Replica replica(db);
+  Authority& second = replica.authority;
   Meeting meeting;
-  for (FakeDirectory* d : {&ca.directory, &second_directory})
+  for (FakeDirectory* d : {&ca.directory, &replica.directory})
     d->on_call = [&](const std::string& step) {
       if (step == "add_member") meeting.arrive();
     };
@@ -662,20 +661,34 @@ TEST_CASE("a revoked username cannot enroll again until its revoked certificate 
                                  "enroll"});
 }
 
+namespace {
+
+struct CrlSeen {
+  std::int64_t number = 0;
+  int entries = 0;
+};
+
+CrlSeen read_crl(const std::string& der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  crypto::Handle<X509_CRL, X509_CRL_free> crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));
+  REQUIRE(crl);
+  auto* n = static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(crl.get(), NID_crl_number, nullptr, nullptr));
+  REQUIRE(n);
+  CrlSeen seen;
+  ASN1_INTEGER_get_int64(&seen.number, n);
+  ASN1_INTEGER_free(n);
+  const auto* revoked = X509_CRL_get_REVOKED(crl.get());
+  seen.entries = revoked ? sk_X509_REVOKED_num(revoked) : 0;
+  return seen;
+}
+
+std::int64_t number(const std::string& der) { return read_crl(der).number; }
+
+}  // namespace
+
 TEST_CASE("a CRL signed in the second of a revocation gets a higher number than one signed before it") {
   Ca ca;
   enroll_node(ca, "node1");
-  const auto number = [](const std::string& der) {
-    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
-    crypto::Handle<X509_CRL, X509_CRL_free> crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));
-    REQUIRE(crl);
-    auto* n = static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(crl.get(), NID_crl_number, nullptr, nullptr));
-    REQUIRE(n);
-    std::int64_t value = 0;
-    ASN1_INTEGER_get_int64(&value, n);
-    ASN1_INTEGER_free(n);
-    return value;
-  };
   const auto before = number(ok(ca.authority.crl(kNow)));
   ok(ca.authority.revoke({.username = "node1"}, kNow));
   const auto after = number(ok(ca.authority.crl(kNow)));
@@ -889,4 +902,105 @@ TEST_CASE("certificate_status refuses no certificate, a foreign one and one this
     CHECK(e.code == Errc::unauthorized);
     CHECK_THAT(e.detail, Catch::Contains(cert->serial_hex()) && Catch::Contains("not issued by this CA"));
   }
+}
+
+TEST_CASE("CRLs that two CAs on one store sign take ever higher numbers and list every revocation before them") {
+  test::TempDir dir{"evpn-authority-test"};
+  const auto db = dir.path() / "state.db";
+  Ca first(db);
+  Replica second(db);
+  std::vector<Enrolled> nodes;
+  for (int i = 0; i < 4; ++i) nodes.push_back(enroll_node(first, "node" + std::to_string(i)));
+
+  std::int64_t last = 0;
+  for (int i = 0; i < 4; ++i) {
+    Authority& revoker = i % 2 == 0 ? first.authority : second.authority;
+    REQUIRE(revoker.revoke({.username = "node" + std::to_string(i)}, kNow));
+    // Both sign in the same second as the revocation, one after the other.
+    for (Authority* signer : {&first.authority, &second.authority}) {
+      const CrlSeen crl = read_crl(ok(signer->crl(kNow)));
+      CHECK(crl.number > last);
+      CHECK(crl.entries == i + 1);
+      last = crl.number;
+    }
+  }
+}
+
+TEST_CASE("a repeated enrollment or renewal whose answer was lost is answered again by another CA on the store") {
+  test::TempDir dir{"evpn-authority-test"};
+  const auto db = dir.path() / "state.db";
+  Ca first(db);
+  Replica second(db);
+  const std::string token = first.token();
+  const crypto::Key key = ec_key();
+  const protocol::EnrollRequest request{token, csr_for(key, "node1")};
+  const Issued enrolled = ok(first.authority.enroll(request, kNow));
+  const Issued again = ok(second.authority.enroll(request, kNow + 1min));
+  CHECK(again.result.serial == enrolled.result.serial);
+  CHECK(first.uses_left(token_id(token)) == 0);
+
+  const auto cert = ok(crypto::Certificate::from_pem(enrolled.result.certificate));
+  const std::string renewal_csr = csr_for(ec_key(), "node1");
+  const Issued renewed = ok(first.authority.renew({renewal_csr}, &cert, kNow + 1h));
+  const Issued renewed_again = ok(second.authority.renew({renewal_csr}, &cert, kNow + 1h + 1min));
+  CHECK(renewed_again.result.serial == renewed.result.serial);
+  CHECK(first.current_serial("node1") == renewed.result.serial);
+}
+
+TEST_CASE("a revocation through one CA on the store is refused for renewal by the other at once") {
+  test::TempDir dir{"evpn-authority-test"};
+  const auto db = dir.path() / "state.db";
+  Ca first(db);
+  Replica second(db);
+  const Enrolled node = enroll_node(first, "node1");
+  REQUIRE(first.authority.revoke({.username = "node1", .reason = "keyCompromise"}, kNow));
+  auto renewal = second.authority.renew({csr_for(ec_key(), "node1")}, &node.cert, kNow);
+  REQUIRE_FALSE(renewal);
+  CHECK(renewal.error().code == Errc::unauthorized);
+  CHECK(first.current_serial("node1") == node.serial);
+}
+
+TEST_CASE("two CAs on one store never work the lockout queue at once; the other works it once the first is done") {
+  test::TempDir dir{"evpn-authority-test"};
+  const auto db = dir.path() / "state.db";
+  Ca first(db);
+  Replica second(db);
+  enroll_node(first, "node1");
+  first.directory.fail_at = "disable_user";
+  REQUIRE(ok(first.authority.revoke({.username = "node1"}, kNow)).lockout_error);
+  first.directory.fail_at.clear();
+  first.directory.calls.clear();
+
+  // The first CA is in the middle of the job (inside disable_user) when the second one's turn comes.
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool inside = false, release = false;
+  first.directory.on_call = [&](const std::string& step) {
+    if (step != "disable_user") return;
+    std::unique_lock lock(mutex);
+    inside = true;
+    changed.notify_all();
+    changed.wait(lock, [&] { return release; });
+  };
+  std::optional<Result<std::size_t>> first_result;
+  std::thread worker([&] { first_result.emplace(first.authority.enforce_lockouts(kNow)); });
+  {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return inside; });
+  }
+  CHECK(ok(second.authority.enforce_lockouts(kNow)) == 0);
+  CHECK(second.directory.calls.empty());
+  {
+    std::lock_guard lock(mutex);
+    release = true;
+    changed.notify_all();
+  }
+  worker.join();
+  CHECK(ok(*first_result) == 0);
+  CHECK(first.directory.calls == std::vector<std::string>{"disable_user node1"});
+  CHECK(ok(first.store.pending_lockouts()).empty());
+
+  // Free again: the second CA re-asserts the lockout.
+  CHECK(ok(second.authority.enforce_lockouts(kNow)) == 0);
+  CHECK(second.directory.calls == std::vector<std::string>{"disable_user node1"});
 }

@@ -1,6 +1,6 @@
 #pragma once
-// What the authority's and the routes' unit tests share: a CA with real signing and a real SQLite
-// store in front of a directory stand-in, and helpers to enroll nodes through it.
+// What the authority's and the routes' unit tests share: a CA with real signing and a real store
+// in front of a directory stand-in, and helpers to enroll nodes through it.
 
 #include "ca-service/authority/authority.hpp"
 #include "ca-service/enrollment/tokens.hpp"
@@ -10,6 +10,7 @@
 #include "tests/support/catch_result.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/test_pki.hpp"
+#include "tests/support/test_store.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -102,7 +103,10 @@ class FakeDirectory : public ca::xmpp::Directory {
   std::mutex mutex_;
 };
 
-inline ca::store::Store open_store(const std::filesystem::path& file) { return ok(ca::store::Store::open(file)); }
+// On SQLite, or on PostgreSQL in the *_postgresql runs (tests/support/test_store.hpp).
+inline ca::store::Store open_store(const std::filesystem::path& file) {
+  return ok(ca::store::Store::open(test::store_location(file)));
+}
 
 inline void add_groups(ca::store::Store& store) {
   REQUIRE(store.add_group({"lab", "overlay1", kLabLifetime}));
@@ -118,7 +122,7 @@ struct TokenSpec {
   bool adopt_existing = false;
 };
 
-// A CA with real signing and a real SQLite store (groups "lab" and "prod"), and a fake directory.
+// A CA with real signing and a real store (groups "lab" and "prod"), and a fake directory.
 struct Ca {
   ca::store::Store store;
   FakeDirectory directory;
@@ -167,6 +171,17 @@ struct Ca {
     CHECK(current_serial(username) == serial_before);
     return result.error();
   }
+};
+
+// Another CA on the store `db` of a first one, with connections and a directory stand-in of its
+// own: another process on the same SQLite file, or another `evpn-ca serve` replica on the same
+// PostgreSQL database.
+struct Replica {
+  ca::store::Store store;
+  FakeDirectory directory;
+  Authority authority;
+  explicit Replica(const std::filesystem::path& db)
+      : store(open_store(db)), authority(store, pki().signer(), directory, kXmpp) {}
 };
 
 inline std::string token_id(const std::string& token_text) { return ok(ca::enrollment::parse_token(token_text)).id; }

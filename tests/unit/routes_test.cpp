@@ -385,3 +385,28 @@ TEST_CASE("GET /v1/status answers the status of the TLS client certificate, and 
   CHECK(body.status == protocol::CertificateState::current);
   CHECK(current.body() == R"({"serial":")" + node.serial + R"(","status":"current"})");
 }
+
+TEST_CASE("two replicas on one store share the failed-attempt limit of a token") {
+  test::TempDir dir{"evpn-routes-test"};
+  const auto db = dir.path() / "state.db";
+  Ca first(db);
+  Replica second(db);
+  ca::api::Routes a(first.authority, {.address_failures = 0, .token_failures = 3}, &first.store);
+  ca::api::Routes b(second.authority, {.address_failures = 0, .token_failures = 3}, &second.store);
+  const std::string token = first.token();
+  REQUIRE(first.authority.enroll({token, csr_for(ec_key(), "node0")}, kNow));
+  auto attempt = [&](ca::api::Routes& routes, int i) {
+    ca::api::RequestContext context;
+    context.client_address = "127.0.0.1";
+    const auto body = protocol::to_json(protocol::EnrollRequest{token, csr_for(ec_key(), "node" + std::to_string(i))});
+    return routes.handle(request(http::verb::post, "/v1/enroll", body), context);
+  };
+  // The token is spent: two failures through one replica and one through the other fill the window.
+  CHECK(attempt(a, 1).result() == http::status::unauthorized);
+  CHECK(attempt(a, 2).result() == http::status::unauthorized);
+  CHECK(attempt(b, 3).result() == http::status::unauthorized);
+  const auto refused = attempt(b, 4);
+  CHECK(refused.result() == http::status::too_many_requests);
+  CHECK_FALSE(refused[http::field::retry_after].empty());
+  CHECK(attempt(a, 5).result() == http::status::too_many_requests);
+}

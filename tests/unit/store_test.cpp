@@ -1,22 +1,33 @@
 #include "ca-service/store/store.hpp"
 
-#include "tests/support/catch_result.hpp"
+#include "ca-service/store/migrate.hpp"
 
-#include <sqlite3.h>
+#include "tests/support/catch_result.hpp"
+#include "tests/support/postgres_server.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/test_store.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
+#include <iostream>
+#include <map>
 #include <thread>
 #include <vector>
 
 
 using namespace evpn;
+using evpn::test::execute_sql;
 using evpn::test::ok;
+using evpn::test::set_schema_version;
 using namespace evpn::ca::store;
 
 namespace {
@@ -37,7 +48,7 @@ struct TempDir {
 };
 
 Store open_store(const std::filesystem::path& file = ":memory:") {
-  auto store = Store::open(file);
+  auto store = Store::open(evpn::test::store_location(file));
   REQUIRE(store);
   return std::move(*store);
 }
@@ -136,17 +147,10 @@ TEST_CASE("store creates its schema and keeps data across reopening a file") {
 TEST_CASE("store refuses a database written by a newer schema version") {
   TempDir dir;
   { open_store(dir.db()); }
-  // user_version is the big-endian 32-bit integer at offset 60 of the database header
-  // (the WAL was checkpointed into the file when the last connection closed).
-  {
-    std::fstream f(dir.db(), std::ios::in | std::ios::out | std::ios::binary);
-    REQUIRE(f);
-    f.seekp(63);
-    f.put(3);
-  }
-  auto store = Store::open(dir.db());
+  set_schema_version(dir.db(), 4);
+  auto store = Store::open(evpn::test::store_location(dir.db()));
   REQUIRE_FALSE(store);
-  CHECK(store.error().detail.find("schema version 3") != std::string::npos);
+  CHECK(store.error().detail.find("schema version 4") != std::string::npos);
   CHECK(store.error().detail.find("upgrade evpn-ca") != std::string::npos);
 }
 
@@ -158,15 +162,10 @@ TEST_CASE("store migrates a version 1 database: each account it issued for is it
     REQUIRE(store.record_enrollment("0123456789abcdef", certificate("01", "node1"), kNow));
   }
   // Back to version 1, as evpn-ca 0.1 left its stores.
-  sqlite3* raw = nullptr;
-  REQUIRE(sqlite3_open(dir.db().c_str(), &raw) == SQLITE_OK);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
-  REQUIRE(sqlite3_exec(db.get(),
-                       "DROP TABLE accounts; DROP INDEX certificates_by_renewed_from; "
-                       "ALTER TABLE certificates DROP COLUMN renewed_from; "
-                       "ALTER TABLE tokens DROP COLUMN adopt_existing; PRAGMA user_version = 1;",
-                       nullptr, nullptr, nullptr) == SQLITE_OK);
-  db.reset();
+  execute_sql(dir.db(),
+              "DROP TABLE attempts; DROP TABLE counters; DROP TABLE accounts; DROP INDEX certificates_by_renewed_from; "
+              "ALTER TABLE certificates DROP COLUMN renewed_from; ALTER TABLE tokens DROP COLUMN adopt_existing;");
+  set_schema_version(dir.db(), 1);
 
   Store store = open_store(dir.db());
   CHECK(ok(store.owns_account("node1")));
@@ -220,7 +219,19 @@ TEST_CASE("store finds the certificate a renewal replaced its old one with") {
   CHECK(renewal->serial == "02");
 }
 
-TEST_CASE("store reports a file it cannot open") {
+TEST_CASE("store reports a PostgreSQL server it cannot reach, and a URL that would keep a password in clear") {
+  auto unreachable = Store::open(StoreLocation{"postgresql://evpn@127.0.0.1:1/ca?connect_timeout=2"});
+  REQUIRE_FALSE(unreachable);
+  CHECK(unreachable.error().code == Errc::unavailable);
+  CHECK(unreachable.error().detail.find("cannot connect to the CA store postgresql://evpn@127.0.0.1:1/ca") !=
+        std::string::npos);
+  auto with_password = Store::open(StoreLocation{"postgresql://evpn:secret@127.0.0.1:1/ca"});
+  REQUIRE_FALSE(with_password);
+  CHECK(with_password.error().code == Errc::invalid_request);
+  CHECK(with_password.error().detail.find("--store-password-file") != std::string::npos);
+}
+
+TEST_CASE("store reports a file it cannot open", "[sqlite]") {
   TempDir dir;
   auto store = Store::open(dir.path / "missing" / "state.db");
   REQUIRE_FALSE(store);
@@ -707,4 +718,80 @@ TEST_CASE("store lists every node with its group's overlay") {
   CHECK((*nodes)[1].overlay == "overlay1");
   CHECK((*nodes)[1].not_before == kNow - std::chrono::minutes(5));
   CHECK_FALSE((*nodes)[1].revoked_at);
+}
+
+TEST_CASE("store runs an exclusive job in one process at a time, and a process that dies in it leaves it to others") {
+  TempDir dir;
+  Store store = open_store(dir.db());
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // Another replica: inside the job, it says so and never finishes.
+    ::close(ready[0]);
+    auto other = Store::open(evpn::test::store_location(dir.db()));
+    if (other) (void)other->run_exclusive([&] {
+      if (::write(ready[1], "x", 1) == 1) ::pause();
+    });
+    ::_exit(1);
+  }
+  ::close(ready[1]);
+  char inside = 0;
+  REQUIRE(::read(ready[0], &inside, 1) == 1);
+  ::close(ready[0]);
+
+  bool ran = false;
+  CHECK_FALSE(ok(store.run_exclusive([&] { ran = true; })));
+  CHECK_FALSE(ran);
+
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  // The server notices the dead replica's closed connection on its own schedule; the kernel drops a
+  // dead process's flock at once.
+  CHECK(evpn::test::eventually([&] { return ok(store.run_exclusive([&] { ran = true; })); }, std::chrono::seconds(30)));
+  CHECK(ran);
+}
+
+TEST_CASE("store copies an SQLite store into an empty PostgreSQL database, verifies it, and the copy carries on") {
+  if (!evpn::test::PostgresServer::installed()) {
+    WARN("PostgreSQL is not installed: the copy into it is not tested");
+    return;
+  }
+  TempDir dir;
+  long long audited = 0;
+  {
+    Store sqlite = ok(Store::open(dir.db()));
+    seed(sqlite, {token("t1", 3)});
+    REQUIRE(sqlite.record_enrollment("t1", certificate("01", "node1"), kNow));
+    REQUIRE(sqlite.record_enrollment("t1", certificate("02", "node2"), kNow));
+    REQUIRE(sqlite.revoke_node("node2", "keyCompromise", kNow));
+    REQUIRE(sqlite.record_renewal("01", certificate("03", "node1"), kNow));
+    REQUIRE(sqlite.take_crl_number(to_unix(kNow)));
+    audited = static_cast<long long>(ok(sqlite.list_audit()).size());
+  }
+  auto& server = evpn::test::test_postgres();
+  const StoreLocation target{server.create_database("migrated"), server.password()};
+
+  const StoreSummary summary = ok(copy_to_postgres(dir.db(), target));
+  CHECK(summary.rows.at("certificates") == 3);
+  CHECK(summary.rows.at("nodes") == 2);
+  CHECK(summary.rows.at("audit") == audited);
+  CHECK(summary.certificates_sha256.size() == 64);
+
+  Store copy = ok(Store::open(target));
+  CHECK(uses_left(copy, "t1") == 1);
+  check_current(copy, certificate("03", "node1"));
+  CHECK(ok(copy.list_revocations()).size() == 1);
+  CHECK(ok(copy.find_renewal("01"))->serial == "03");
+  // The audit log's ids and the CRL numbers go on after the copied ones.
+  REQUIRE(copy.add_group({"more", "overlay2", std::chrono::days(7)}));
+  const auto audit = ok(copy.list_audit());
+  CHECK(static_cast<long long>(audit.size()) == audited + 1);
+  CHECK(audit.back().action == "group-add");
+  CHECK(ok(copy.take_crl_number(0)).number == to_unix(kNow) + 1);
+
+  auto again = copy_to_postgres(dir.db(), target);
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == Errc::conflict);
 }
