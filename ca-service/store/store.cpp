@@ -357,7 +357,9 @@ Result<bool> Store::owns_account(const std::string& username) {
 }
 
 Result<void> Store::record_account(const std::string& username, TimePoint now) {
-  return write([&](Connection& db) { return insert_account(db, username, "created", now); });
+  // Batched: every enrollment of a new name records its account, and would otherwise pay an fsync
+  // of its own before the one of its certificate.
+  return write_batched([&](Connection& db) { return insert_account(db, username, "created", now); });
 }
 
 Result<std::optional<NodeRecord>> Store::find_node(const std::string& username) {
