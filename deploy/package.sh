@@ -7,7 +7,7 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-out=${EVPN_PKG_DIR:-$src/build-pkg}
+out=$(realpath -m "${EVPN_PKG_DIR:-$src/build-pkg}")
 
 "$src/deploy/install-deps.sh"
 
@@ -18,9 +18,11 @@ version=$(sed -n 's/^project(evpn-enroll VERSION \([0-9][0-9.]*\).*/\1/p' "$src/
 # packages next to it, so it gets a copy: the checkout stays clean and build-pkg/ holds it all.
 stage=$out/evpn-enroll-$version
 mkdir -p "$out"
-rm -rf "$stage" "$out"/*.deb "$out"/*.ddeb "$out"/*.buildinfo "$out"/*.changes
+rm -rf "$stage" "$out"/*.deb "$out"/dbgsym "$out"/*.buildinfo "$out"/*.changes
 mkdir "$stage"
-tar -C "$src" --exclude=./.git --exclude='./build*' -cf - . | tar -C "$stage" -xf -
+exclude=(--exclude=./.git --exclude='./build*')
+case $out in "$src"/*) exclude+=(--exclude="./${out#"$src"/}") ;; esac
+tar -C "$src" "${exclude[@]}" -cf - . | tar -C "$stage" -xf -
 cp -r "$src/deploy/debian" "$stage/debian"
 
 # A native package: the packaging lives with the code, so the version is the project's.
@@ -45,5 +47,8 @@ if command -v ccache >/dev/null; then export EVPN_CMAKE_ARGS=-DCMAKE_CXX_COMPILE
 changes=$(ls "$out"/evpn-enroll_"$version"_*.changes)
 lintian --fail-on error,warning --info "$changes"
 echo "lintian: no errors or warnings"
-ls -l "$out"/*.deb
+# The debug symbols go aside, so that build-pkg/*.deb is the two packages an admin installs.
+mkdir -p "$out/dbgsym"
+mv "$out"/*-dbgsym_*.deb "$out/dbgsym/"
+ls -l "$out"/*.deb "$out"/dbgsym/*.deb
 echo "$out"

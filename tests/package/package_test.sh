@@ -7,9 +7,12 @@
 # Whatever happens, the trap purges the packages and removes what the test made, so the host is
 # left as it was found. Exits 77 (skipped) when not root, or when the host already has the
 # packages or their files, which the test would otherwise change.
-# Usage: package_test.sh SOURCE_DIR PACKAGE_DIR
+# The packages are built where deploy/package.sh builds them by default (build-pkg/ in the source
+# tree, or EVPN_PKG_DIR), so a run after `deploy/package.sh` reuses its compiler cache entries.
+# Usage: package_test.sh SOURCE_DIR
 set -euo pipefail
-src=$1 out=$2
+src=$1
+out=$(realpath -m "${EVPN_PKG_DIR:-$src/build-pkg}")
 
 skip() { echo "SKIPPED: $*"; exit 77; }
 fail() { echo "FAILED: $*"; exit 1; }
