@@ -90,7 +90,8 @@ for unit in evpn-agent-enroll.service evpn-agent-renew.timer evpn-agent-check.ti
   [ "$(systemctl is-enabled "$unit")" = enabled ] || fail "$unit is $(systemctl is-enabled "$unit")"
 done
 # This host runs no systemd, so "not started" is read from what postinst would start.
-starts=$(grep -h 'deb-systemd-invoke .*start' /var/lib/dpkg/info/evpn-agent.postinst /var/lib/dpkg/info/evpn-ca.postinst)
+starts=$(grep -h 'deb-systemd-invoke' /var/lib/dpkg/info/evpn-agent.postinst /var/lib/dpkg/info/evpn-ca.postinst)
+grep -q evpn-agent-renew.timer <<< "$starts" || fail "postinst does not start the renewal timer: $starts"
 ! grep -q evpn-agent-enroll <<< "$starts" || fail "postinst starts the enroll unit: $starts"
 echo "installed: $(wc -l < "$work/files") paths; user evpn-ca (uid $uid); units enabled, the enroll unit not started"
 
