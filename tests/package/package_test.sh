@@ -50,6 +50,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# ctest's timeout and ^C end the test through the same clean-up.
+trap 'exit 143' TERM INT HUP
 
 export DEBIAN_FRONTEND=noninteractive
 apt_get() { apt-get -y -q -o DPkg::Lock::Timeout=600 "$@"; }
