@@ -2,6 +2,7 @@
 # The local demo: installs what is missing, builds, then runs a real ejabberd and `evpn-ca serve`
 # on loopback in a temporary directory, enrolls three nodes, shows what each got, and stops
 # everything it started. Usage: deploy/demo.sh   (as root on Debian bookworm)
+# EVPN_BIN_DIR=/usr/bin runs it with installed evpn-ca and evpn-agent instead of building them.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,11 +14,21 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "installing missing packages"
 "$src/deploy/install-deps.sh"
 
-step "building into $build"
-cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVPN_TEST_HOOKS=OFF >/dev/null
-cmake --build "$build" --target evpn-ca evpn-agent -j"$(nproc)" >/dev/null
-ca_bin=$build/ca-service/evpn-ca
-agent_bin=$build/agent/evpn-agent
+if [ -n "${EVPN_BIN_DIR:-}" ]; then
+  # Installed binaries (EVPN_BIN_DIR=/usr/bin after installing the Debian packages): no build.
+  ca_bin=$EVPN_BIN_DIR/evpn-ca
+  agent_bin=$EVPN_BIN_DIR/evpn-agent
+  for bin in "$ca_bin" "$agent_bin"; do
+    [ -x "$bin" ] || { echo "EVPN_BIN_DIR=$EVPN_BIN_DIR has no executable ${bin##*/}"; exit 1; }
+  done
+else
+  step "building into $build"
+  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVPN_TEST_HOOKS=OFF >/dev/null
+  cmake --build "$build" --target evpn-ca evpn-agent -j"$(nproc)" >/dev/null
+  ca_bin=$build/ca-service/evpn-ca
+  agent_bin=$build/agent/evpn-agent
+fi
+echo "using $ca_bin and $agent_bin"
 
 work=$(mktemp -d /tmp/evpn-demo.XXXXXX)
 pids=()

@@ -10,6 +10,7 @@ packages=(
   ejabberd postgresql openssl curl ca-certificates python3
   systemd
   debootstrap systemd-container
+  debhelper dpkg-dev fakeroot lintian
 )
 
 missing=()

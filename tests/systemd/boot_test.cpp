@@ -152,6 +152,28 @@ TEST_CASE("Without agent.json the enroll unit does not run and boot does not wai
   CHECK(c.property("evpn-agent-enroll.service", "ExecMainStartTimestampMonotonic") == "0");
 }
 
+TEST_CASE("On a host not set up yet the enabled CA unit and the check are skipped, not failed") {
+  // As the Debian packages leave a host: every unit enabled, no CA made, no agent.json.
+  World& w = world();
+  w.first_boot("", "", false);
+  run_or_fail({"systemctl", "--root=" + w.root.string(), "enable", "evpn-ca.service"});
+  // The stand-in for EdgeVPN fails without a certificate; this host has no EdgeVPN.
+  run_or_fail({"systemctl", "--root=" + w.root.string(), "disable", "evio.service"});
+  {
+    BootedContainer c(w.root, w.log("not-set-up"));
+    for (const std::string unit : {"evpn-ca.service", "evpn-agent-check.service"}) {
+      REQUIRE(eventually([&] { return c.property(unit, "ConditionTimestampMonotonic") != "0"; }, seconds(30)));
+      INFO(c.exec({"systemctl", "status", "--no-pager", unit}).out);
+      CHECK(c.property(unit, "ConditionResult") == "no");
+      CHECK(c.property(unit, "Result") == "success");
+    }
+    const std::string failed = c.exec({"systemctl", "--failed", "--no-legend", "--no-pager"}).out;
+    INFO(failed);
+    CHECK(failed.empty());
+  }
+  run_or_fail({"systemctl", "--root=" + w.root.string(), "disable", "evpn-ca.service"});
+}
+
 TEST_CASE("evpn-ca.service runs as its own user in its sandbox, serves, restarts and logs to the journal") {
   World& w = world();
   w.first_boot("", "", false);
