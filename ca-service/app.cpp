@@ -72,6 +72,7 @@ Result<void> init(const InitOptions& o) {
   config.directory.auth = *auth;
   config.directory.username = o.directory_user;
   config.listen = o.listen;
+  config.metrics_listen = o.metrics_listen;
   config.key_type = o.key_type;
   if (auto valid = validate_config(config); !valid) return valid;
   auto key_type = crypto::parse_key_type(config.key_type);

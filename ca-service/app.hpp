@@ -20,6 +20,7 @@ struct InitOptions {
   std::string directory_user;             // ejabberd: the API account's JID; openfire: admin for "basic"
   std::string key_type = "ec-p256";
   std::string listen = "127.0.0.1:8443";
+  std::string metrics_listen = "127.0.0.1:9464";  // "" for none
   std::vector<std::string> hostnames;  // default: localhost, 127.0.0.1 and the listen host
   std::string store;                   // default: SQLite in DIR; or postgresql://USER@HOST:PORT/DB
   std::string store_password_file;     // PostgreSQL's password (default: libpq's PGPASSWORD, ~/.pgpass)

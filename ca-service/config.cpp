@@ -57,11 +57,10 @@ std::optional<DirectoryAuth> parse_directory_auth(std::string_view text) {
   return std::nullopt;
 }
 
-Result<ListenAddress> parse_listen(const std::string& listen) {
+Result<ListenAddress> parse_listen(const std::string& listen, const std::string& option) {
   auto url = net::parse_url("https://" + listen);
   if (!url || listen.find(':') == std::string::npos)
-    return fail(Errc::invalid_request,
-                "listen (--listen) must be HOST:PORT, e.g. 127.0.0.1:8443, not '" + listen + "'");
+    return fail(Errc::invalid_request, option + " must be HOST:PORT, e.g. 127.0.0.1:8443, not '" + listen + "'");
   return ListenAddress{url->host, url->port};
 }
 
@@ -100,6 +99,9 @@ Result<void> validate_config(const CaConfig& c) {
   if (c.xmpp.domain.empty()) return fail(Errc::invalid_request, "xmpp.domain (--xmpp-domain) must be set");
   if (c.xmpp.port == 0) return fail(Errc::invalid_request, "xmpp.port (--xmpp-port) must be 1-65535");
   if (auto listen = parse_listen(c.listen); !listen) return listen.error();
+  if (!c.metrics_listen.empty())
+    if (auto metrics = parse_listen(c.metrics_listen, "metrics_listen (--metrics-listen; \"\" for none)"); !metrics)
+      return metrics.error();
   if (auto key_type = crypto::parse_key_type(c.key_type); !key_type)
     return with_context(key_type.error(), "key_type (--key-type)");
   if (c.max_connections < 1 || c.max_connections_per_address < 1)
@@ -119,7 +121,8 @@ Result<CaConfig> load_config(const std::filesystem::path& file) {
   const auto& xmpp = doc.contains("xmpp") ? doc["xmpp"] : empty;
   const auto& dir = doc.contains("directory") ? doc["directory"] : empty;
   const auto& limits = doc.contains("rate_limits") ? doc["rate_limits"] : empty;
-  for (auto r : {read(doc, "", "listen", c.listen), read(doc, "", "hostnames", c.hostnames),
+  for (auto r : {read(doc, "", "listen", c.listen), read(doc, "", "metrics_listen", c.metrics_listen),
+                 read(doc, "", "hostnames", c.hostnames),
                  read(doc, "", "key_type", c.key_type), read(doc, "", "max_connections", c.max_connections),
                  read(doc, "", "max_connections_per_address", c.max_connections_per_address),
                  read(xmpp, "xmpp.", "domain", c.xmpp.domain), read(xmpp, "xmpp.", "host", c.xmpp.host),
@@ -166,6 +169,7 @@ Result<void> save_config(const std::filesystem::path& file, const CaConfig& c) {
         {"ca_file", c.directory.ca_file},
         {"timeout_ms", c.directory.timeout_ms}}},
       {"listen", c.listen},
+      {"metrics_listen", c.metrics_listen},
       {"hostnames", c.hostnames},
       {"key_type", c.key_type},
       {"max_connections", c.max_connections},

@@ -60,6 +60,8 @@ struct CaConfig {
   XmppConfig xmpp;
   DirectoryConfig directory;
   std::string listen = "127.0.0.1:8443";  // host:port of `serve`
+  // host:port of the plain-HTTP Prometheus endpoint of `serve`; "" turns it off.
+  std::string metrics_listen = "127.0.0.1:9464";
   std::vector<std::string> hostnames;      // names in the service's TLS certificate
   std::string key_type = "ec-p256";        // of the CA key
   int max_connections = 256;
@@ -78,8 +80,8 @@ struct ListenAddress {
   std::string host;
   std::uint16_t port = 0;
 };
-// HOST:PORT, e.g. 127.0.0.1:8443; Errc::invalid_request otherwise.
-Result<ListenAddress> parse_listen(const std::string& listen);
+// HOST:PORT, e.g. 127.0.0.1:8443; Errc::invalid_request naming `option` otherwise.
+Result<ListenAddress> parse_listen(const std::string& listen, const std::string& option = "listen (--listen)");
 
 // True for a JID that ejabberd's mod_http_api takes as the basic-auth user: "user@host", with no
 // ':' (the header splits user from password at the first one), space or control character.

@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
   init_cmd->add_option("--store-password-file", init.store_password_file,
                        "file holding the PostgreSQL password (default: libpq's PGPASSWORD or ~/.pgpass); its path, "
                        "not the password, goes in config.json");
+  init_cmd->add_option("--metrics-listen", init.metrics_listen,
+                       "HOST:PORT of the plain-HTTP Prometheus /metrics of `serve` (\"\" turns it off)")
+      ->capture_default_str();
   init_cmd->add_option("--hostname", init.hostnames,
                        "name in the service's TLS certificate (repeatable; default: localhost, 127.0.0.1)");
 

@@ -1,6 +1,8 @@
 #include "ca-service/service.hpp"
 
+#include "ca-service/api/metrics_server.hpp"
 #include "ca-service/api/routes.hpp"
+#include "ca-service/metrics/metered_directory.hpp"
 #include "ca-service/api/server.hpp"
 #include "common/fs/atomic_file.hpp"
 #include "ca-service/log.hpp"
@@ -63,7 +65,7 @@ Service::Service(CaPaths paths, CaConfig config, signing::Signer signer, store::
       directory_(std::move(directory)),
       authority_(store_, signer_, *directory_, config_.xmpp, config_.reserved_usernames) {}
 
-Result<std::unique_ptr<Service>> Service::open(const CaPaths& paths) {
+Result<std::unique_ptr<Service>> Service::open(const CaPaths& paths, metrics::Metrics* metrics) {
   auto config = load_config(paths.config());
   if (!config) return config.error();
   auto signer = load_signer(paths);
@@ -72,6 +74,11 @@ Result<std::unique_ptr<Service>> Service::open(const CaPaths& paths) {
   if (!store) return store.error();
   auto directory = xmpp::make_directory(config->directory, config->xmpp.domain);
   if (!directory) return directory.error();
+  if (metrics) {
+    *directory = std::make_unique<metrics::MeteredDirectory>(std::move(*directory), *metrics,
+                                                                  std::string(to_string(config->directory.type)));
+    store->observe_commits([metrics](auto took, std::size_t writes) { metrics->store_commit(took, writes); });
+  }
   return std::make_unique<Service>(paths, std::move(*config), std::move(*signer), std::move(*store),
                                    std::move(*directory));
 }
@@ -94,17 +101,30 @@ void Service::maintain() {
 }
 
 Result<void> serve(const ServeOptions& o) {
-  auto service = Service::open(CaPaths{o.dir});
+  metrics::Metrics metrics;
+  auto service = Service::open(CaPaths{o.dir}, &metrics);
   if (!service) return service.error();
   Service& ca = **service;
   auto listen = parse_listen(ca.config().listen);
   if (!listen) return listen.error();
+  std::unique_ptr<api::MetricsServer> metrics_server;
+  if (!ca.config().metrics_listen.empty()) {
+    // validate_config checked it when the config was loaded.
+    auto address = parse_listen(ca.config().metrics_listen);
+    if (!address) return address.error();
+    api::MetricsServerOptions options;
+    options.host = address->host;
+    options.port = address->port;
+    auto started = api::MetricsServer::start(options, [&metrics, &ca] { return metrics.expose(ca.store(), now_seconds()); });
+    if (!started) return started.error();
+    metrics_server = std::move(*started);
+  }
   auto tls_cert = fs::read_file(ca.paths().tls_cert());
   if (!tls_cert) return tls_cert.error();
   auto tls_key = fs::read_file(ca.paths().tls_key());
   if (!tls_key) return tls_key.error();
 
-  api::Routes routes(ca.authority(), ca.config().rate_limits, ca.shared_store());
+  api::Routes routes(ca.authority(), ca.config().rate_limits, ca.shared_store(), &metrics);
   api::ServerOptions server;
   server.host = listen->host;
   server.port = listen->port;

@@ -5,6 +5,7 @@
 #include "ca-service/app.hpp"
 #include "ca-service/authority/authority.hpp"
 #include "ca-service/config.hpp"
+#include "ca-service/metrics/metrics.hpp"
 #include "ca-service/signing/signer.hpp"
 #include "ca-service/store/store.hpp"
 #include "ca-service/xmpp/directory.hpp"
@@ -33,7 +34,9 @@ Result<store::StoreLocation> store_location(const CaPaths& paths, const CaConfig
 // refers to the other parts, so a Service stays where it was made.
 class Service {
  public:
-  static Result<std::unique_ptr<Service>> open(const CaPaths& paths);
+  // With `metrics`, every directory call and store commit is counted in it (it must outlive the
+  // Service).
+  static Result<std::unique_ptr<Service>> open(const CaPaths& paths, metrics::Metrics* metrics = nullptr);
 
   Service(CaPaths paths, CaConfig config, signing::Signer signer, store::Store store,
           std::unique_ptr<xmpp::Directory> directory);
@@ -46,6 +49,7 @@ class Service {
   authority::Authority& authority() { return authority_; }
   // The store, when replicas share it (PostgreSQL); nullptr for the SQLite file of a single `serve`.
   store::Store* shared_store() { return config_.store.empty() ? nullptr : &store_; }
+  store::Store& store() { return store_; }
 
   // Signs a CRL of every revocation now and writes it to DIR/crl.der.
   Result<void> write_crl();

@@ -88,9 +88,11 @@ class Reservations {
   std::vector<Held> successes_;
 };
 
-Routes::Routes(authority::Authority& authority, const RateLimitConfig& limits, store::Store* shared)
+Routes::Routes(authority::Authority& authority, const RateLimitConfig& limits, store::Store* shared,
+               metrics::Metrics* metrics)
     : authority_(authority),
       limits_(limits),
+      metrics_(metrics),
       by_address_(limits.address_failures, std::chrono::seconds(limits.address_window_seconds), shared,
                   "address-failures"),
       by_token_(limits.token_failures, std::chrono::seconds(limits.token_window_seconds), shared, "token-failures"),
@@ -104,13 +106,21 @@ void Routes::probe_health() {
   health_ = std::move(health);
 }
 
-std::optional<Response> Routes::admit(const Request& request, Reservations& reserved, const std::string& address,
+// What one request carries through its endpoint: the request, where it came from, and what its
+// log line names.
+struct Routes::Exchange {
+  const Request& request;
+  const RequestContext& context;
+  std::string username = "-";
+  std::string serial = "-";
+  std::optional<Errc> refused_with{};  // set by refuse(), for the metrics
+};
+
+std::optional<Response> Routes::admit(Exchange& x, Reservations& reserved, const std::string& address,
                                       const std::string& token_id) {
   const auto now = RateLimiter::Clock::now();
   auto refused = [&](const std::string& who, std::chrono::seconds wait) {
-    reserved.failed(Errc::rate_limited);
-    return error_response(fail(Errc::rate_limited, with_retry("too many failed attempts " + who, wait)),
-                          request.version(), request.keep_alive(), wait);
+    return refuse(x, fail(Errc::rate_limited, with_retry("too many failed attempts " + who, wait)), reserved, wait);
   };
   auto by_address = by_address_.reserve(address, now, patience);
   if (auto* wait = std::get_if<std::chrono::seconds>(&by_address)) return refused("from " + address, *wait);
@@ -122,19 +132,11 @@ std::optional<Response> Routes::admit(const Request& request, Reservations& rese
   return std::nullopt;
 }
 
-Response Routes::refuse(const Request& request, const Error& error, Reservations& reserved) {
+Response Routes::refuse(Exchange& x, const Error& error, Reservations& reserved, std::chrono::seconds retry_after) {
   reserved.failed(error.code);
-  return error_response(error, request.version(), request.keep_alive());
+  x.refused_with = error.code;
+  return error_response(error, x.request.version(), x.request.keep_alive(), retry_after);
 }
-
-// What one request carries through its endpoint: the request, where it came from, and what its
-// log line names.
-struct Routes::Exchange {
-  const Request& request;
-  const RequestContext& context;
-  std::string username = "-";
-  std::string serial = "-";
-};
 
 struct Routes::Endpoint {
   http::verb method;
@@ -161,10 +163,17 @@ Response Routes::handle(const Request& request, const RequestContext& context) {
     return e.method == request.method() && e.path == path;
   });
   Response response = endpoint != std::end(endpoints) ? (this->*endpoint->answer)(exchange) : no_endpoint(request, path);
+  if (metrics_ && endpoint != std::end(endpoints)) count(*endpoint, exchange);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   spdlog::info("{} {} {} {}ms user={} serial={} from={}", request.method_string(), path, response.result_int(),
                ms.count(), exchange.username, exchange.serial, context.client_address);
   return response;
+}
+
+void Routes::count(const Endpoint& endpoint, const Exchange& x) {
+  if (x.refused_with) metrics_->refusal(*x.refused_with);
+  if (endpoint.answer == &Routes::enroll) metrics_->enrollment(x.refused_with);
+  if (endpoint.answer == &Routes::renew) metrics_->renewal(x.refused_with);
 }
 
 Response Routes::no_endpoint(const Request& request, std::string_view path) {
@@ -211,17 +220,17 @@ Response Routes::enroll(Exchange& x) {
   if (parsed)
     if (auto token = enrollment::parse_token(parsed->token)) token_id = token->id;
   Reservations reserved;
-  if (auto refused = admit(request, reserved, x.context.client_address, token_id)) return std::move(*refused);
-  if (!parsed) return refuse(request, parsed.error(), reserved);
+  if (auto refused = admit(x, reserved, x.context.client_address, token_id)) return std::move(*refused);
+  if (!parsed) return refuse(x, parsed.error(), reserved);
   return created(x, authority_.enroll(*parsed, now_seconds()), reserved);
 }
 
 Response Routes::renew(Exchange& x) {
   const Request& request = x.request;
   Reservations reserved;
-  if (auto refused = admit(request, reserved, x.context.client_address, "")) return std::move(*refused);
+  if (auto refused = admit(x, reserved, x.context.client_address, "")) return std::move(*refused);
   auto parsed = protocol::parse_renew_request(request.body());
-  if (!parsed) return refuse(request, parsed.error(), reserved);
+  if (!parsed) return refuse(x, parsed.error(), reserved);
   const auto client = client_certificate(x.context);
   if (client) {
     // A node that renews in a loop (a compromised one, or a broken agent) makes the CA sign
@@ -229,23 +238,21 @@ Response Routes::renew(Exchange& x) {
     // before the renewal, so that renewals at the same time all count; released if it fails.
     const std::string name = client->common_name();
     auto renewal = renewals_.reserve(name, RateLimiter::Clock::now(), patience);
-    if (auto* wait = std::get_if<std::chrono::seconds>(&renewal)) {
-      reserved.failed(Errc::rate_limited);
-      return error_response(
-          fail(Errc::rate_limited,
-               with_retry("username '" + name + "' renewed its certificate " +
-                              std::to_string(limits_.renewals_per_username) + " times within " +
-                              std::to_string(limits_.renewal_window_seconds) + " s, the most allowed",
-                          *wait)),
-          request.version(), request.keep_alive(), *wait);
-    }
+    if (auto* wait = std::get_if<std::chrono::seconds>(&renewal))
+      return refuse(x,
+                    fail(Errc::rate_limited,
+                         with_retry("username '" + name + "' renewed its certificate " +
+                                        std::to_string(limits_.renewals_per_username) + " times within " +
+                                        std::to_string(limits_.renewal_window_seconds) + " s, the most allowed",
+                                    *wait)),
+                    reserved, *wait);
     reserved.count_if_succeeded(renewals_, std::get<RateLimiter::Reservation>(std::move(renewal)));
   }
   return created(x, authority_.renew(*parsed, client ? &*client : nullptr, now_seconds()), reserved);
 }
 
 Response Routes::created(Exchange& x, const Result<authority::Issued>& issued, Reservations& reserved) {
-  if (!issued) return refuse(x.request, issued.error(), reserved);
+  if (!issued) return refuse(x, issued.error(), reserved);
   reserved.succeeded();
   x.username = issued->result.node.username;
   x.serial = issued->result.serial;
@@ -254,10 +261,10 @@ Response Routes::created(Exchange& x, const Result<authority::Issued>& issued, R
 
 Response Routes::status(Exchange& x) {
   Reservations reserved;
-  if (auto refused = admit(x.request, reserved, x.context.client_address, "")) return std::move(*refused);
+  if (auto refused = admit(x, reserved, x.context.client_address, "")) return std::move(*refused);
   const auto client = client_certificate(x.context);
   auto status = authority_.certificate_status(client ? &*client : nullptr, now_seconds());
-  if (!status) return refuse(x.request, status.error(), reserved);
+  if (!status) return refuse(x, status.error(), reserved);
   reserved.succeeded();
   x.serial = status->serial;
   return make_response(x.request, http::status::ok, "application/json", protocol::to_json(*status));

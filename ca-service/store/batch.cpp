@@ -36,6 +36,7 @@ Result<void> GroupCommit::run(const Write& write) {
 
 std::vector<Result<void>> GroupCommit::commit(const std::vector<Pending*>& batch) {
   std::lock_guard lock(db_mutex_);
+  const auto started = std::chrono::steady_clock::now();
   auto tx = Transaction::begin(db_);
   if (!tx) return std::vector<Result<void>>(batch.size(), tx.error());
   std::vector<Result<void>> results;
@@ -59,6 +60,7 @@ std::vector<Result<void>> GroupCommit::commit(const std::vector<Pending*>& batch
   if (auto committed = tx->commit(); !committed)
     for (auto& r : results)
       if (r) r = committed.error();
+  if (observer_) observer_(std::chrono::steady_clock::now() - started, batch.size());
   return results;
 }
 

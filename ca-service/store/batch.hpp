@@ -2,6 +2,7 @@
 // Group commit: the writes that threads submit at the same time share one transaction and one fsync.
 
 #include "ca-service/store/database.hpp"
+#include "ca-service/store/store.hpp"
 #include "common/result.hpp"
 
 #include <condition_variable>
@@ -24,6 +25,9 @@ class GroupCommit {
   // or waits for the thread that does.
   Result<void> run(const Write& write);
 
+  // Calls `observer` after every commit from now on; set it before writes begin.
+  void observe(CommitObserver observer) { observer_ = std::move(observer); }
+
  private:
   struct Pending;
   std::vector<Result<void>> commit(const std::vector<Pending*>& batch);
@@ -34,6 +38,7 @@ class GroupCommit {
   std::condition_variable done_;
   std::vector<Pending*> queue_;  // writes waiting for the next batch
   bool committing_ = false;      // whether a thread is committing a batch
+  CommitObserver observer_;
 };
 
 }  // namespace evpn::ca::store

@@ -259,6 +259,8 @@ Store::Store(Store&&) noexcept = default;
 Store& Store::operator=(Store&&) noexcept = default;
 Store::~Store() = default;
 
+void Store::observe_commits(CommitObserver observer) { state_->batch.observe(std::move(observer)); }
+
 template <class Use, class... Args>
 auto Store::read(Use use, const std::string& sql, const Args&... args) {
   std::lock_guard lock(*state_->read_mutex);

@@ -12,6 +12,7 @@
 #include "common/result.hpp"
 #include "common/time.hpp"
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -40,6 +41,10 @@ struct CrlContent {
   long long number = 0;
   std::vector<RevocationRecord> revocations;
 };
+
+// Told of every group commit: how long its transaction took (BEGIN to COMMIT, the fsync included)
+// and how many writes it held.
+using CommitObserver = std::function<void(std::chrono::duration<double> took, std::size_t writes)>;
 
 class Store {
  public:
@@ -147,6 +152,8 @@ class Store {
   // PostgreSQL an advisory lock that the server drops with the holder's connection, on SQLite
   // flock(2) on FILE-job, which the kernel drops with the holder's process.
   Result<bool> run_exclusive(const std::function<void()>& job);
+  // Calls `observer` after every group commit (batch.hpp); set it before the store is shared.
+  void observe_commits(CommitObserver observer);
 
  private:
   struct State;

@@ -70,7 +70,8 @@ struct World {
     fingerprint =
         evpn_ca({"init", "--dir", ca_dir.string(), "--xmpp-domain", domain, "--xmpp-host", "127.0.0.1", "--xmpp-port",
                  std::to_string(xmpp.c2s_port()), "--directory", "openfire", "--directory-url", openfire_url,
-                 "--directory-secret-file", secret_file.string(), "--listen", "127.0.0.1:" + std::to_string(ca_port)})
+                 "--directory-secret-file", secret_file.string(), "--listen", "127.0.0.1:" + std::to_string(ca_port),
+                 "--metrics-listen", ""})
             .out;
     fingerprint.erase(fingerprint.find_last_not_of('\n') + 1);
     evpn_ca({"server-cert", "--dir", ca_dir.string(), "--name", domain, "--name", "localhost", "--name", "127.0.0.1",

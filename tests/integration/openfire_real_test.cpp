@@ -86,7 +86,7 @@ struct World {
     fingerprint = ca({"init", "--xmpp-domain", domain, "--xmpp-host", "127.0.0.1", "--xmpp-port",
                       std::to_string(openfire.c2s_port()), "--directory", "openfire", "--directory-url",
                       openfire.api_url(), "--directory-secret-file", secret_file.string(), "--listen",
-                      "127.0.0.1:" + std::to_string(ca_port)});
+                      "127.0.0.1:" + std::to_string(ca_port), "--metrics-listen", ""});
     const fs::path log = dir.path() / "ca-serve.log";
     ca_service.emplace(Argv{EVPN_CA_BIN, "serve", "--dir", ca_dir.string()}, log);
     const auto deadline = Clock::now() + std::chrono::seconds(30);

@@ -1,6 +1,8 @@
 #include "tests/support/deployment.hpp"
 
+#include <algorithm>
 #include <fstream>
+#include <initializer_list>
 #include <stdexcept>
 
 namespace evpn::test {
@@ -14,9 +16,9 @@ std::string read_file(const fs::path& file) {
 
 namespace {
 
-std::uint16_t free_port_other_than(std::uint16_t taken) {
+std::uint16_t free_port_other_than(std::initializer_list<std::uint16_t> taken) {
   for (;;)
-    if (auto port = free_port(); port != taken) return port;
+    if (auto port = free_port(); std::find(taken.begin(), taken.end(), port) == taken.end()) return port;
 }
 
 std::string run_or_throw(const std::vector<std::string>& argv) {
@@ -34,12 +36,15 @@ Deployment::Deployment(const std::string& prefix, const std::string& directory, 
       ca_dir_(temp_.path() / "ca"),
       // Constructed before `evpn-ca init` runs: it picks the ports the CA's config must name.
       xmpp_({domain, temp_.path() / "xmpp.pem", ca_dir_ / "ca.crt", temp_.path() / "ejabberd"}),
-      ca_port_(free_port_other_than(xmpp_.c2s_port())),
-      ca_url_("https://127.0.0.1:" + std::to_string(ca_port_)) {
+      ca_port_(free_port_other_than({xmpp_.c2s_port()})),
+      ca_url_("https://127.0.0.1:" + std::to_string(ca_port_)),
+      // Its own port: parallel deployments would clash on the default 9464.
+      metrics_port_(free_port_other_than({xmpp_.c2s_port(), ca_port_})) {
   std::vector<std::string> init{EVPN_CA_BIN, "init", "--dir", ca_dir_, "--xmpp-domain", domain, "--xmpp-host",
                                  "127.0.0.1", "--xmpp-port", std::to_string(xmpp_.c2s_port()), "--directory", directory,
                                  "--directory-url", directory_url.empty() ? xmpp_.api_url() : directory_url,
-                                 "--listen", "127.0.0.1:" + std::to_string(ca_port_)};
+                                 "--listen", "127.0.0.1:" + std::to_string(ca_port_), "--metrics-listen",
+                                 "127.0.0.1:" + std::to_string(metrics_port_)};
   if (directory == "ejabberd")
     init.insert(init.end(), {"--directory-user", xmpp_.ca_account().jid, "--directory-secret-file",
                              xmpp_.ca_account_secret_file()});

@@ -40,6 +40,9 @@ class Deployment {
   const std::filesystem::path& dir() const { return temp_.path(); }
   const std::filesystem::path& ca_dir() const { return ca_dir_; }
   const std::string& ca_url() const { return ca_url_; }
+  // Where `serve` answers GET /metrics (metrics_listen), e.g. http://127.0.0.1:PORT/metrics.
+  std::string metrics_url() const { return "http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics"; }
+  std::uint16_t metrics_port() const { return metrics_port_; }
   const std::string& fingerprint() const { return fingerprint_; }
   EjabberdServer& xmpp() { return xmpp_; }
   std::filesystem::path serve_log() const { return dir() / "ca-serve.log"; }
@@ -72,6 +75,7 @@ class Deployment {
   std::filesystem::path ca_dir_;
   EjabberdServer xmpp_;
   std::uint16_t ca_port_;
+  std::uint16_t metrics_port_;
   std::string ca_url_;
   std::string fingerprint_;
   std::optional<BackgroundProcess> ca_;
