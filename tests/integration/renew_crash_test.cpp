@@ -106,7 +106,8 @@ Row kill_renewal_at(const std::string& step) {
   const Node node = w.enrolled("renew-" + step, "lab");
   const std::string config = read_file(node.config());
   const auto old_serial = current_certificate(node)->serial_hex();
-  Row row{step};
+  Row row;
+  row.step = step;
 
   const RunResult r = w.renew(node.state(), {"--force"}, stop_at(step));
   INFO("stdout: " << r.out << "\nstderr: " << r.err);
@@ -150,7 +151,8 @@ Row kill_enrollment_at(const std::string& step) {
   auto& w = world();
   const Node node = w.deployment.node("enroll-" + step);
   write(node.config(), cfx_config);
-  Row row{step};
+  Row row;
+  row.step = step;
 
   const RunResult r =
       evpn::test::run(w.deployment.enroll_command(node, w.tokens.at("lab")), std::chrono::seconds(120), stop_at(step));
