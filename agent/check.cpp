@@ -217,6 +217,13 @@ CheckStatus HealthReport::status() const {
   return worst;
 }
 
+seconds warning_window(const crypto::Certificate& cert, std::optional<int> warn_days) {
+  constexpr seconds longest = std::chrono::days(7);
+  if (warn_days) return std::chrono::days(*warn_days);
+  const seconds lifetime = cert.not_after() - (cert.not_before() + protocol::issuance_backdate);
+  return std::min(longest, lifetime / 6);
+}
+
 CheckResult check_expiry(const crypto::Certificate& cert, TimePoint now, seconds warn) {
   const TimePoint not_after = cert.not_after();
   const TimePoint renew_from = renew_after(cert);
@@ -225,7 +232,8 @@ CheckResult check_expiry(const crypto::Certificate& cert, TimePoint now, seconds
             {"renew_after", to_rfc3339(renew_from)},
             {"expiry_timestamp", to_unix(not_after)},
             {"seconds_left", left.count()},
-            {"days_left", std::chrono::floor<std::chrono::days>(left).count()}};
+            {"days_left", std::chrono::floor<std::chrono::days>(left).count()},
+            {"warning_window_seconds", warn.count()}};
   const auto result = [&](CheckStatus status, const std::string& message) {
     return CheckResult{"expiry", status, message, data};
   };
@@ -370,7 +378,7 @@ HealthReport check_node(const CheckOptions& o, TimePoint now) {
   report.checks.push_back(check_key_match(pair));
   report.checks.push_back(check_chain(pair.cert, files.root_file(), state, now));
   if (pair.cert) {
-    report.checks.push_back(check_expiry(*pair.cert, now, std::chrono::days(o.warn_days)));
+    report.checks.push_back(check_expiry(*pair.cert, now, warning_window(*pair.cert, o.warn_days)));
     report.expiry = CertificateExpiry{pair.cert->not_after(), pair.cert->not_after() - now};
   } else {
     report.checks.push_back(not_checked("expiry", "no readable certificate"));

@@ -63,7 +63,8 @@ struct CheckOptions {
   std::string state_dir = "/var/lib/evpn-agent";
   std::string xmpp_ca;       // trust anchors for the XMPP server; empty: the pinned root
   std::string metrics_file;  // Prometheus text file to write; empty: none
-  int warn_days = 7;         // WARNING when the certificate expires within this many days
+  // WARNING when the certificate expires within this many days; unset: warning_window's default.
+  std::optional<int> warn_days;
   std::chrono::milliseconds timeout{15000};  // for the XMPP login, and for the CA's answer to GET /v1/status
   bool json = false;
 };
@@ -71,6 +72,11 @@ struct CheckOptions {
 // Runs every check on the node in options.state_dir, as of `now`. Never fails: every problem
 // is a check result.
 HealthReport check_node(const CheckOptions& options, TimePoint now);
+
+// How close to notAfter `check_expiry` warns: `warn_days` when given, else a sixth of the
+// certificate's lifetime, at most seven days. A fixed seven days would keep every certificate that
+// lives a day or a week (a common choice) at WARNING for its whole life.
+std::chrono::seconds warning_window(const crypto::Certificate& cert, std::optional<int> warn_days);
 
 // "expiry": CRITICAL when `cert` is expired or not yet valid, WARNING from renew_after() on or
 // within `warn` of notAfter, OK otherwise.

@@ -86,16 +86,17 @@ int main(int argc, char** argv) {
       "check this node's health: key and certificate present, key mode 0600, key matches certificate, chain to the "
       "pinned root, days left versus the renewal window, whether the CA still has the certificate as current "
       "(GET /v1/status), EdgeVPN config, and a real SASL EXTERNAL login.\n"
-      "Exit codes (Nagios): 0 OK; 1 WARNING (renewal due, expiring within --warn-days); 2 CRITICAL (login fails, "
+      "Exit codes (Nagios): 0 OK; 1 WARNING (renewal due, expiring within the warning window); 2 CRITICAL (login fails, "
       "expired, mismatch, ...); 3 UNKNOWN (not enrolled, bad command line).");
   check_cmd->add_option("--state-dir", check.state_dir, "the node's state directory")->capture_default_str();
   check_cmd->add_flag("--json", check.json, "print every check as JSON on stdout");
   check_cmd->add_option("--metrics", check.metrics_file,
                         "also write Prometheus gauges to this file (atomically), e.g. for node_exporter's textfile "
                         "collector");
-  check_cmd->add_option("--warn-days", check.warn_days, "WARNING when the certificate expires within this many days")
-      ->check(CLI::Range(0, 36500))
-      ->capture_default_str();
+  check_cmd->add_option("--warn-days", check.warn_days,
+                        "WARNING when the certificate expires within this many days [default: a sixth of its "
+                        "lifetime, at most 7 days]")
+      ->check(CLI::Range(0, 36500));
   check_cmd->add_option("--xmpp-ca", check.xmpp_ca,
                         "PEM file trusted for the XMPP server's certificate [the pinned CA root]");
   check_cmd->add_option("--timeout", check_timeout_s, "seconds allowed for the XMPP login, and for the CA's answer to GET /v1/status")

@@ -37,14 +37,16 @@ const std::vector<std::string> all_checks = {"state",  "files",     "key-mode", 
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
-// A deployment (evpn-ca serve provisioning a real ejabberd) with two groups: "lab" (30-day
-// certificates) and "brief" (1-minute certificates, renewal due after 40 s).
+// A deployment (evpn-ca serve provisioning a real ejabberd) with three groups: "lab" (30-day
+// certificates), "daily" (24-hour certificates) and "brief" (1-minute certificates, renewal due
+// after 40 s).
 struct World {
   Deployment deployment{"evpn-check"};
   std::map<std::string, std::string> tokens;  // group -> token
 
   World() {
-    for (const auto& [group, overlay, lifetime] : {std::tuple{"lab", "101000F", "30d"}, {"brief", "102000F", "1m"}}) {
+    for (const auto& [group, overlay, lifetime] : {std::tuple{"lab", "101000F", "30d"}, {"daily", "103000F", "24h"},
+                                                  {"brief", "102000F", "1m"}}) {
       deployment.add_group(group, overlay, lifetime);
       tokens[group] = deployment.token(group, {"--uses", "50"});
     }
@@ -166,6 +168,23 @@ TEST_CASE("check warns with exit 1 when the certificate expires within --warn-da
   CHECK(c.doc["status"] == "warning");
   CHECK(c.statuses == expected({{"expiry", "warning"}}));
   CHECK_THAT(c.check("expiry")["message"].get<std::string>(), Contains("within the warning window"));
+}
+
+TEST_CASE("a fresh 24-hour certificate is OK: the default warning window is a sixth of a short lifetime") {
+  auto& w = world();
+  const auto state = w.enroll("daily1", "daily");
+  const auto c = run_check(state);
+  INFO(c.doc.dump(2) << c.err);
+  CHECK(c.exit_code == 0);
+  CHECK(c.statuses == expected());
+  CHECK(c.check("expiry")["warning_window_seconds"] == 4 * 3600);
+
+  // --warn-days still overrides it, for a monitoring policy of its own.
+  const auto overridden = run_check(state, {"--warn-days", "2"});
+  INFO(overridden.doc.dump(2) << overridden.err);
+  CHECK(overridden.exit_code == 1);
+  CHECK(overridden.statuses == expected({{"expiry", "warning"}}));
+  CHECK_THAT(overridden.check("expiry")["message"].get<std::string>(), Contains("within the warning window of 2 days"));
 }
 
 TEST_CASE("check is critical with exit 2 while the XMPP server is down and names the xmpp-login check") {

@@ -109,6 +109,24 @@ TEST_CASE("a certificate expiring within the warning window warns even before re
   CHECK_THAT(warned.message, Contains("within the warning window of 16 days"));
 }
 
+TEST_CASE("the default warning window is a sixth of a short lifetime and at most seven days") {
+  using evpn::agent::warning_window;
+  CHECK(warning_window(certificate(24h), std::nullopt) == 4h);
+  CHECK(warning_window(certificate(1h), std::nullopt) == 10min);
+  CHECK(warning_window(certificate(42 * days), std::nullopt) == 7 * days);
+  CHECK(warning_window(certificate(30 * days), std::nullopt) == 5 * days);
+  // A fresh 24-hour certificate is OK, not WARNING for its whole life.
+  const auto daily = certificate(24h);
+  CHECK(evpn::agent::check_expiry(daily, issued + 1h, warning_window(daily, std::nullopt)).status == CheckStatus::ok);
+}
+
+TEST_CASE("--warn-days overrides the default warning window, whatever the lifetime") {
+  using evpn::agent::warning_window;
+  CHECK(warning_window(certificate(24h), 7) == 7 * days);
+  CHECK(warning_window(certificate(24h), 0) == 0s);
+  CHECK(warning_window(certificate(365 * days), 30) == 30 * days);
+}
+
 TEST_CASE("an expired or not yet valid certificate is critical") {
   const auto cert = certificate(1h);
   const auto expired = evpn::agent::check_expiry(cert, issued + 1h, 0s);
