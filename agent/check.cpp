@@ -3,8 +3,9 @@
 #include "agent/ca_client.hpp"
 #include "agent/check_report.hpp"
 #include "agent/node_files.hpp"
+#include "agent/log.hpp"
 #include "agent/renewal.hpp"
-#include "agent/xmpp_login.hpp"
+#include "common/xmpp/login.hpp"
 #include "common/crypto/key.hpp"
 #include "common/fs/atomic_file.hpp"
 
@@ -165,7 +166,7 @@ CheckResult ask_ca(const NodeState& state, const NodeFiles& files, const CheckOp
 
 // "xmpp-login"; its outcome and time also go to report.login.
 CheckResult check_login(const NodeState& state, const NodeFiles& files, const CheckOptions& o, HealthReport& report) {
-  LoginOptions login;
+  xmpp::LoginOptions login;
   login.host = state.xmpp_host;
   login.port = state.xmpp_port;
   login.jid = state.jid;
@@ -173,7 +174,8 @@ CheckResult check_login(const NodeState& state, const NodeFiles& files, const Ch
   login.key_file = files.key_file();
   login.ca_file = o.xmpp_ca.empty() ? files.root_file() : stdfs::path(o.xmpp_ca);
   login.deadline = o.timeout;
-  const LoginReport r = verify_login(login);
+  login.trace = log::debug_sink();
+  const xmpp::LoginReport r = xmpp::verify_login(login);
   report.login = LoginOutcome{r.ok(), r.elapsed};
   const std::string where = state.xmpp_host + ":" + std::to_string(state.xmpp_port);
   Json data{{"server", where}, {"seconds", static_cast<double>(r.elapsed.count()) / 1000.0}};

@@ -87,7 +87,7 @@ Outcome<Installed> install(const InstallRequest& request) {
 
 Outcome<Installed> activate(const StagedPair& pair, NodeState state, const Activation& how) {
   NodeFiles files(how.state_dir);
-  LoginOptions login;
+  xmpp::LoginOptions login;
   login.host = state.xmpp_host;
   login.port = state.xmpp_port;
   login.jid = state.jid;
@@ -95,8 +95,9 @@ Outcome<Installed> activate(const StagedPair& pair, NodeState state, const Activ
   login.key_file = pair.key_file;
   login.ca_file = how.xmpp_ca.empty() ? pair.root_file : std::filesystem::path(how.xmpp_ca);
   login.deadline = how.login_deadline;
+  login.trace = log::debug_sink();
   log::info("verifying SASL EXTERNAL login as " + login.jid + " at " + login.host + ":" + std::to_string(login.port));
-  LoginReport report = verify_login(login);
+  xmpp::LoginReport report = xmpp::verify_login(login);
   if (!report.ok()) {
     if (!how.keep_on_failure) files.discard(pair);
     const Error& e = *report.error;

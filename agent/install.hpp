@@ -4,7 +4,7 @@
 
 #include "agent/exit_codes.hpp"
 #include "agent/node_files.hpp"
-#include "agent/xmpp_login.hpp"
+#include "common/xmpp/login.hpp"
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/key.hpp"
 #include "common/protocol/enrollment.hpp"
@@ -34,7 +34,7 @@ struct InstallRequest {
 };
 
 struct Installed {
-  LoginReport login;
+  xmpp::LoginReport login;
   NodeState state;
 };
 

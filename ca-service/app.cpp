@@ -1,11 +1,13 @@
 #include "ca-service/app.hpp"
 
+#include "ca-service/authority/revocation_canary.hpp"
 #include "ca-service/config.hpp"
 #include "ca-service/enrollment/tokens.hpp"
 #include "ca-service/signing/signer.hpp"
 #include "ca-service/lists.hpp"
 #include "ca-service/service.hpp"
 #include "ca-service/store/migrate.hpp"
+#include "ca-service/xmpp/ejabberd.hpp"
 #include "ca-service/xmpp/openfire_admin.hpp"
 #include "common/fs/atomic_file.hpp"
 #include "common/net/url.hpp"
@@ -311,6 +313,37 @@ Result<void> store_migrate(const StoreMigrateOptions& o) {
   return {};
 }
 
+// Where the canary logs in: the nodes' XMPP endpoint, trusting the CA's root for the server (as
+// the agent does by default: `evpn-ca server-cert` issues the XMPP server's certificate).
+authority::CanaryTarget canary_target(const CaConfig& config, const CaPaths& paths) {
+  return {config.xmpp, config.directory.type, paths.ca_cert()};
+}
+
+Result<bool> ejabberd_check(const EjabberdOptions& o) {
+  const CaPaths paths{o.dir};
+  auto config = load_config(paths.config());
+  if (!config) return config.error();
+  if (config->directory.type != DirectoryType::ejabberd)
+    return fail(Errc::invalid_request, paths.config().string() + " has directory type '" +
+                                           std::string(to_string(config->directory.type)) +
+                                           "'; this command needs \"ejabberd\" (evpn-ca init --directory ejabberd)");
+  auto signer = load_signer(paths);
+  if (!signer) return signer.error();
+  auto ejabberd = xmpp::EjabberdDirectory::from_config(config->directory, config->xmpp.domain);
+  if (!ejabberd) return ejabberd.error();
+  const auto api = xmpp::check_ejabberd_api(*ejabberd, std::cout);
+  bool all_ok = api.all_ok;
+  if (api.answers) {
+    const auto canary = authority::run_canary(*ejabberd, *signer, canary_target(*config, paths),
+                                              evpn::xmpp::verify_login, now_seconds());
+    all_ok = authority::print_canary(canary, std::cout) && all_ok;
+  } else {
+    std::cout << "revocation canary: not run, the API does not answer\n";
+  }
+  std::cout << (all_ok ? "result: OK\n" : "result: WRONG items above, each with its fix\n");
+  return all_ok;
+}
+
 template <class Options>
 int run(Result<void> (*command)(const Options&), const Options& options) {
   auto r = command(options);
@@ -332,9 +365,13 @@ int run_token_list(const ListOptions& o) { return run(list_tokens, o); }
 int run_token_revoke(const TokenRevokeOptions& o) { return run(token_revoke, o); }
 int run_audit(const ListOptions& o) { return run(list_audit, o); }
 int run_openfire_setup(const OpenfireOptions& o) { return run(openfire_setup, o); }
-int run_openfire_check(const OpenfireOptions& o) {
-  auto all_ok = openfire_check(o);
+// A check's exit code: 0 when everything is OK, 1 otherwise.
+template <class Options>
+int run_check(Result<bool> (*check)(const Options&), const Options& options) {
+  auto all_ok = check(options);
   return !all_ok ? report(all_ok.error()) : *all_ok ? 0 : 1;
 }
+int run_openfire_check(const OpenfireOptions& o) { return run_check(openfire_check, o); }
+int run_ejabberd_check(const EjabberdOptions& o) { return run_check(ejabberd_check, o); }
 
 }  // namespace evpn::ca

@@ -106,4 +106,11 @@ struct OpenfireOptions {
 int run_openfire_check(const OpenfireOptions& options);
 int run_openfire_setup(const OpenfireOptions& options);
 
+struct EjabberdOptions {
+  std::string dir;
+};
+// `ejabberd check`: the API's answers and permissions, the revoked group, and the revocation canary
+// against the running server; 0 when everything is OK, 1 otherwise.
+int run_ejabberd_check(const EjabberdOptions& options);
+
 }  // namespace evpn::ca

@@ -163,6 +163,15 @@ int main(int argc, char** argv) {
   openfire_setup_cmd->add_option("--openfire-home", openfire.openfire_home, "Openfire's installation directory")
       ->capture_default_str();
 
+  auto* ejabberd_cmd = app.add_subcommand("ejabberd", "check an ejabberd server for evpn-ca");
+  ejabberd_cmd->require_subcommand(1);
+  EjabberdOptions ejabberd;
+  auto* ejabberd_check_cmd = ejabberd_cmd->add_subcommand(
+      "check", "report OK / WRONG (with the fix) for the API, its permissions, the revoked group, and a revocation "
+               "canary against the running server: a throwaway account with a two-minute certificate must log in, "
+               "must not with a certificate from a foreign CA, and must not once locked out; exit 0 when all are OK");
+  ejabberd_check_cmd->add_option("--dir", ejabberd.dir, "CA directory (with directory type ejabberd)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -184,6 +193,7 @@ int main(int argc, char** argv) {
     if (*openfire_check_cmd) return run_openfire_check(openfire);
     if (*store_migrate_cmd) return run_store_migrate(store_migrate);
     if (*openfire_setup_cmd) return run_openfire_setup(openfire);
+    if (*ejabberd_check_cmd) return run_ejabberd_check(ejabberd);
   } catch (const std::exception& e) {
     spdlog::critical("unexpected failure: {}", e.what());
   }

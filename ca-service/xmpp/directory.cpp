@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <iomanip>
 
 namespace evpn::ca::xmpp {
 namespace {
@@ -20,15 +21,9 @@ std::string trim(std::string_view text) {
 
 Result<std::unique_ptr<Directory>> make_ejabberd_directory(const DirectoryConfig& config,
                                                            const std::string& xmpp_domain) {
-  auto url = net::parse_url(config.url);
-  if (!url) return url.error();
-  auto password = read_secret(config);
-  if (!password) return password.error();
-  auto client = make_directory_client(config, *url);
-  if (!client) return client.error();
-  return std::unique_ptr<Directory>(std::make_unique<EjabberdDirectory>(
-      std::move(*url), std::move(*client), xmpp_domain, config.username,
-      basic_authorization(config.username, *password)));
+  auto ejabberd = EjabberdDirectory::from_config(config, xmpp_domain);
+  if (!ejabberd) return ejabberd.error();
+  return std::unique_ptr<Directory>(std::make_unique<EjabberdDirectory>(std::move(*ejabberd)));
 }
 
 // For deployments that manage XMPP accounts elsewhere: every call succeeds and changes nothing.
@@ -88,6 +83,10 @@ Result<std::unique_ptr<Directory>> make_directory(const DirectoryConfig& config,
     case DirectoryType::ejabberd: return make_ejabberd_directory(config, xmpp_domain);
   }
   return fail(Errc::internal, "unknown directory type");
+}
+
+void print_check_line(std::ostream& out, std::string_view mark, std::string_view text) {
+  out << "  " << std::left << std::setw(6) << mark << " " << text << "\n";
 }
 
 }  // namespace evpn::ca::xmpp

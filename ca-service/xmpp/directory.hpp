@@ -9,6 +9,7 @@
 #include "common/result.hpp"
 
 #include <memory>
+#include <ostream>
 #include <string>
 #include <string_view>
 
@@ -48,6 +49,10 @@ Result<std::string> read_secret(const DirectoryConfig& config);
 
 // The value of an HTTP basic Authorization header: "Basic " + base64(user ":" password).
 std::string basic_authorization(std::string_view user, std::string_view password);
+
+// One line of a check's report (`evpn-ca openfire check`, `ejabberd check`): "  <mark> <text>",
+// the mark (OK, WRONG, UNKNOWN, NOTE, ...) padded to one column.
+void print_check_line(std::ostream& out, std::string_view mark, std::string_view text);
 
 // The backend named by `config.type`; Errc::invalid_request when validate_directory refuses `config`.
 Result<std::unique_ptr<Directory>> make_directory(const DirectoryConfig& config,

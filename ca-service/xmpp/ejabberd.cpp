@@ -27,6 +27,18 @@ EjabberdDirectory::EjabberdDirectory(net::Url api, net::HttpClient client, std::
       account_(std::move(account)),
       authorization_(std::move(authorization)) {}
 
+Result<EjabberdDirectory> EjabberdDirectory::from_config(const DirectoryConfig& config, const std::string& domain) {
+  if (auto valid = validate_directory(config, domain); !valid) return valid.error();
+  auto url = net::parse_url(config.url);
+  if (!url) return url.error();
+  auto password = read_secret(config);
+  if (!password) return password.error();
+  auto client = make_directory_client(config, *url);
+  if (!client) return client.error();
+  return EjabberdDirectory(std::move(*url), std::move(*client), domain, config.username,
+                           basic_authorization(config.username, *password));
+}
+
 Result<void> EjabberdDirectory::ensure_group(const std::string& group) {
   // srg_create overwrites the group's options, so calling it again is harmless; "display" must
   // name the group itself or members would not see each other.
@@ -101,7 +113,27 @@ std::string EjabberdDirectory::revoked_membership(const std::string& username) c
 
 Result<void> EjabberdDirectory::ping() { return done(call("status", "{}")); }
 
-Result<std::string> EjabberdDirectory::call(const std::string& command, const std::string& json_body) {
+Result<bool> EjabberdDirectory::group_exists(const std::string& group) {
+  auto answer = call("srg_list", json{{"host", domain_}}.dump());
+  if (!answer) return answer.error();
+  const json groups = json::parse(*answer, nullptr, false);
+  if (!groups.is_array())
+    return fail(Errc::internal, "ejabberd answered srg_list with '" + net::body_excerpt(*answer) + "', not a list of groups");
+  return std::find(groups.begin(), groups.end(), group) != groups.end();
+}
+
+Result<bool> EjabberdDirectory::permits(const std::string& command, const std::string& json_body) {
+  auto response = post(command, json_body);
+  if (!response) return response.error();
+  if (response->status >= 200 && response->status < 300) return true;
+  if (response->status == 403) return false;
+  return fail(Errc::internal, "ejabberd answered " + command + " with HTTP " + std::to_string(response->status) +
+                                  ": " + net::body_excerpt(response->body));
+}
+
+std::string EjabberdDirectory::where() const { return net::to_string(api_) + " as " + account_; }
+
+Result<net::HttpResponse> EjabberdDirectory::post(const std::string& command, const std::string& json_body) {
   net::HttpRequest request{"POST",
                            net::join(api_, command),
                            {{"Content-Type", "application/json"}, {"Authorization", authorization_}},
@@ -110,13 +142,18 @@ Result<std::string> EjabberdDirectory::call(const std::string& command, const st
   // Never log json_body or the headers: register carries a password, Authorization the account's.
   spdlog::debug("ejabberd: POST {}", net::to_string(request.url));
   auto response = client_.send(request);
-  if (!response) {
-    Error error = response.error().code == Errc::unavailable
-                      ? fail(Errc::unavailable, "ejabberd at " + where + " is unreachable: " + response.error().detail)
-                      : fail(Errc::internal, "ejabberd at " + where + ": " + response.error().detail);
-    spdlog::warn("{}", error.detail);
-    return error;
-  }
+  if (response) return response;
+  Error error = response.error().code == Errc::unavailable
+                    ? fail(Errc::unavailable, "ejabberd at " + where + " is unreachable: " + response.error().detail)
+                    : fail(Errc::internal, "ejabberd at " + where + ": " + response.error().detail);
+  spdlog::warn("{}", error.detail);
+  return error;
+}
+
+Result<std::string> EjabberdDirectory::call(const std::string& command, const std::string& json_body) {
+  const std::string where = net::to_string(api_);
+  auto response = post(command, json_body);
+  if (!response) return response.error();
 
   const int status = response->status;
   const std::string http = "(HTTP " + std::to_string(status) + "): " + net::body_excerpt(response->body);
@@ -145,6 +182,50 @@ Result<std::string> EjabberdDirectory::call(const std::string& command, const st
     error = fail(Errc::internal, "ejabberd rejected " + command + " " + http);
   spdlog::warn("{}", error.detail);
   return error;
+}
+
+ApiCheck check_ejabberd_api(EjabberdDirectory& ejabberd, std::ostream& out) {
+  out << "ejabberd API at " << ejabberd.where() << "\n";
+  ApiCheck check;
+  if (auto status = ejabberd.ping(); !status) {
+    print_check_line(out, "WRONG", "status: " + status.error().detail);
+    return check;
+  }
+  check.answers = true;
+  print_check_line(out, "OK", "status: the API answers the account with its password");
+  bool ok = true;
+  if (auto exists = ejabberd.group_exists(revoked_group); !exists) {
+    ok = false;
+    print_check_line(out, "WRONG", "srg_list: " + exists.error().detail);
+  } else if (!*exists) {
+    ok = false;
+    print_check_line(out, "WRONG",
+                     std::string("the shared roster group ") + revoked_group +
+                         " does not exist: while the c2s access rule names it, ejabberd refuses every session. "
+                         "evpn-ca creates it with the first enrollment; to create it now: curl -X POST <api>/srg_create "
+                         "-d '{\"group\":\"" + revoked_group +
+                         "\",\"host\":\"<domain>\",\"label\":\"revoked\",\"description\":\"\",\"display\":\"\"}'");
+  } else {
+    print_check_line(out, "OK", std::string("the shared roster group ") + revoked_group +
+                                    " exists (the c2s access rule refuses its members)");
+  }
+  // A read-only command evpn-ca never calls: allowed, it means api_permissions grants more.
+  constexpr const char* unused = "connected_users_number";
+  if (auto allowed = ejabberd.permits(unused); !allowed) {
+    ok = false;
+    print_check_line(out, "WRONG", std::string("api_permissions: ") + unused + ": " + allowed.error().detail);
+  } else if (*allowed) {
+    ok = false;
+    print_check_line(out, "WRONG",
+                     std::string("api_permissions let the account call ") + unused +
+                         ", a command evpn-ca does not use: list only the commands of deploy/ejabberd/ejabberd.yml.in "
+                         "under `what` (a leaked evpn-ca password would otherwise open the whole API)");
+  } else {
+    print_check_line(out, "OK", std::string("api_permissions refuse the account a command evpn-ca does not use (") +
+                                    unused + ")");
+  }
+  check.all_ok = ok;
+  return check;
 }
 
 }  // namespace evpn::ca::xmpp

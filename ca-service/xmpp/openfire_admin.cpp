@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -124,9 +123,7 @@ Result<void> write_property(const OpenfireApi& api, const std::string& key, cons
 
 std::string shown(const Value& v) { return v ? *v : "(unset)"; }
 
-void line(std::ostream& out, const char* mark, const std::string& text) {
-  out << "  " << std::left << std::setw(6) << mark << " " << text << "\n";
-}
+void line(std::ostream& out, const char* mark, const std::string& text) { print_check_line(out, mark, text); }
 
 // sk_X509_free is a macro; a handle needs a function.
 void free_stack(STACK_OF(X509) * stack) { sk_X509_free(stack); }

@@ -1,7 +1,7 @@
 // evpn-agent enroll end to end: the real evpn-agent and `evpn-ca serve` binaries against a real
 // ejabberd on loopback, checked by reading the files the agent wrote and by logging in again.
 
-#include "agent/xmpp_login.hpp"
+#include "common/xmpp/login.hpp"
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/key.hpp"
 #include "common/net/https_client.hpp"
@@ -178,14 +178,14 @@ TEST_CASE("a node enrolls and its written files log in again") {
   CHECK(config == before);
 
   // Log in again with exactly the files the EdgeVPN config points at.
-  evpn::agent::LoginOptions login;
+  evpn::xmpp::LoginOptions login;
   login.host = entry["HostAddress"];
   login.port = w.xmpp().c2s_port();
   login.jid = "node1@" + domain;
   login.cert_file = fs::path(entry["CertDirectory"].get<std::string>()) / entry["CertFile"].get<std::string>();
   login.key_file = fs::path(entry["CertDirectory"].get<std::string>()) / entry["KeyFile"].get<std::string>();
   login.ca_file = w.ca_dir() / "ca.crt";
-  const auto report = evpn::agent::verify_login(login);
+  const auto report = evpn::xmpp::verify_login(login);
   INFO((report.error ? report.error->detail : std::string()));
   REQUIRE(report.ok());
   CHECK(report.mechanism == "EXTERNAL");

@@ -18,7 +18,7 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/xmpp_login.hpp"
+#include "common/xmpp/login.hpp"
 #include "tests/support/openfire_server.hpp"
 #include "tests/support/process.hpp"
 
@@ -129,15 +129,15 @@ struct World {
   }
 
   // A real SASL EXTERNAL login with the node's own key and certificate, trusting the pinned root.
-  evpn::agent::LoginReport login(const std::string& username) const {
-    evpn::agent::LoginOptions o;
+  evpn::xmpp::LoginReport login(const std::string& username) const {
+    evpn::xmpp::LoginOptions o;
     o.host = "127.0.0.1";
     o.port = openfire.c2s_port();
     o.jid = username + "@" + domain;
     o.cert_file = state(username) / "current/node.crt";
     o.key_file = state(username) / "current/node.key";
     o.ca_file = ca_dir / "ca.crt";
-    return evpn::agent::verify_login(o);
+    return evpn::xmpp::verify_login(o);
   }
 
   // A live session of `username` (resource "live") held open by openssl s_client, which asks for
@@ -254,14 +254,14 @@ TEST_CASE("a server-cert --pkcs12 keystore goes into Openfire with the printed c
 
   // No node has enrolled yet, so the login cannot succeed; what matters is that TLS was verified.
   w.ca({"server-cert", "--name", "probe", "--out", (w.dir.path() / "probe").string()});
-  evpn::agent::LoginOptions o;
+  evpn::xmpp::LoginOptions o;
   o.host = "127.0.0.1";
   o.port = w.openfire.c2s_port();
   o.jid = "probe@" + domain;
   o.cert_file = w.dir.path() / "probe.crt";
   o.key_file = w.dir.path() / "probe.key";
   o.ca_file = w.ca_dir / "ca.crt";
-  const auto report = evpn::agent::verify_login(o);
+  const auto report = evpn::xmpp::verify_login(o);
   INFO((report.error ? report.error->detail : std::string("logged in")));
   CHECK(report.connected);
   CHECK(report.secured);

@@ -3,7 +3,7 @@
 // create is never handed out; no enrollment or renewal lifts a lockout; `serve` re-asserts the
 // lockout of every revoked node whose certificate is still valid.
 
-#include "agent/xmpp_login.hpp"
+#include "common/xmpp/login.hpp"
 #include "tests/support/deployment.hpp"
 
 #include <catch2/catch.hpp>
@@ -77,16 +77,16 @@ bool account_exists(const std::string& username) {
   return answer.status == 200 && answer.body == "0";
 }
 
-evpn::agent::LoginReport login(const TestNode& node) {
+evpn::xmpp::LoginReport login(const TestNode& node) {
   auto& d = world().deployment;
-  evpn::agent::LoginOptions o;
+  evpn::xmpp::LoginOptions o;
   o.host = "127.0.0.1";
   o.port = d.xmpp().c2s_port();
   o.jid = node.username + "@" + domain();
   o.cert_file = node.current() / "node.crt";
   o.key_file = node.current() / "node.key";
   o.ca_file = d.ca_dir() / "ca.crt";
-  return evpn::agent::verify_login(o);
+  return evpn::xmpp::verify_login(o);
 }
 
 void enroll(const TestNode& node) {

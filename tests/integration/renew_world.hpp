@@ -4,7 +4,7 @@
 // the checks both files make on a node's state directory.
 
 #include "agent/node_files.hpp"
-#include "agent/xmpp_login.hpp"
+#include "common/xmpp/login.hpp"
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/key.hpp"
 #include "common/time.hpp"
@@ -132,10 +132,10 @@ struct World {
   }
 
   // A SASL EXTERNAL login with the files the node's EdgeVPN config points at for `overlay`.
-  agent::LoginReport login(const Node& node, const std::string& overlay) {
+  xmpp::LoginReport login(const Node& node, const std::string& overlay) {
     const json entry = json::parse(read_file(node.config()))["Signal"]["Overlays"][overlay];
     const fs::path cert_dir = entry.value("CertDirectory", "");
-    agent::LoginOptions options;
+    xmpp::LoginOptions options;
     options.host = "127.0.0.1";
     options.port = deployment.xmpp().c2s_port();
     options.jid = node.username + "@" + domain;
@@ -143,7 +143,7 @@ struct World {
     options.key_file = cert_dir / entry.value("KeyFile", "");
     options.ca_file = deployment.ca_dir() / "ca.crt";
     options.deadline = std::chrono::seconds(10);
-    return agent::verify_login(options);
+    return xmpp::verify_login(options);
   }
 };
 

@@ -2,7 +2,7 @@
 // ejabberd on loopback. The proof that revocation works is a real SASL EXTERNAL login with the
 // node's own files that ejabberd accepted before and refuses after.
 
-#include "agent/xmpp_login.hpp"
+#include "common/xmpp/login.hpp"
 #include "common/crypto/certificate.hpp"
 #include "common/crypto/handle.hpp"
 #include "common/net/https_client.hpp"
@@ -68,16 +68,16 @@ std::string enroll(const TestNode& node) {
 }
 
 // A real SASL EXTERNAL login with exactly the key and certificate the node uses.
-evpn::agent::LoginReport login(const TestNode& node) {
+evpn::xmpp::LoginReport login(const TestNode& node) {
   auto& d = world().deployment;
-  evpn::agent::LoginOptions o;
+  evpn::xmpp::LoginOptions o;
   o.host = "127.0.0.1";
   o.port = d.xmpp().c2s_port();
   o.jid = node.username + "@" + Deployment::domain;
   o.cert_file = node.current() / "node.crt";
   o.key_file = node.current() / "node.key";
   o.ca_file = d.ca_dir() / "ca.crt";
-  return evpn::agent::verify_login(o);
+  return evpn::xmpp::verify_login(o);
 }
 
 RunResult revoke_command(const Argv& options) {

@@ -1,6 +1,6 @@
 // verify_login against a real ejabberd on loopback that accepts SASL EXTERNAL only.
 
-#include "agent/xmpp_login.hpp"
+#include "common/xmpp/login.hpp"
 #include "tests/support/ejabberd_server.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/test_pki.hpp"
@@ -20,9 +20,9 @@
 
 using Catch::Matchers::Contains;
 using evpn::Errc;
-using evpn::agent::LoginOptions;
-using evpn::agent::LoginReport;
-using evpn::agent::verify_login;
+using evpn::xmpp::LoginOptions;
+using evpn::xmpp::LoginReport;
+using evpn::xmpp::verify_login;
 using evpn::ca::signing::Signer;
 using evpn::test::EjabberdServer;
 using evpn::test::TempDir;

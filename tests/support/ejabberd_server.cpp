@@ -93,6 +93,12 @@ void EjabberdServer::write_config() const {
                                     {"@ADMIN_JID@", ca_account_.jid}})
     for (auto at = text.find(name); at != std::string::npos; at = text.find(name, at + value.size()))
       text.replace(at, name.size(), value);
+  if (!revocation_rule_) {
+    const std::string rule = "    deny: evpn_revoked\n";
+    const auto deny = text.find(rule);
+    if (deny == std::string::npos) throw std::runtime_error("deploy/ejabberd/ejabberd.yml.in has no " + rule);
+    text.erase(deny, rule.size());
+  }
   // The tests' own account, to look at what evpn-ca did; the CA's account keeps exactly the
   // permissions that ship.
   const std::string permissions = "\napi_permissions:\n";

@@ -46,6 +46,9 @@ class EjabberdServer {
   void stop();
   // stop() then start(), on the same ports and spool (users and groups survive).
   void restart();
+  // Whether the next start() keeps the template's revocation rule (`deny: evpn_revoked` in the c2s
+  // access rule); false runs ejabberd as an operator's own ejabberd.yml that lacks it would.
+  void set_revocation_rule(bool kept) { revocation_rule_ = kept; }
   bool running();
 
   const std::string& domain() const { return options_.domain; }
@@ -88,6 +91,7 @@ class EjabberdServer {
   ApiAccount ca_account_;
   ApiAccount harness_account_;
   std::optional<BackgroundProcess> process_;
+  bool revocation_rule_ = true;
 };
 
 }  // namespace evpn::test

@@ -1,10 +1,10 @@
-#include "agent/xmpp_login.hpp"
+#include "common/xmpp/login.hpp"
 
 #include "common/crypto/handle.hpp"
-#include "agent/log.hpp"
 
 #include <strophe.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,8 +15,9 @@
 #include <mutex>
 #include <optional>
 #include <string_view>
+#include <utility>
 
-namespace evpn::agent {
+namespace evpn::xmpp {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -107,7 +108,7 @@ std::string describe_sasl_failure(std::string_view xml) {
 // user stanza handlers are allowed to run, so the log is also where the server's reason is.
 void on_log(void* userdata, xmpp_log_level_t level, const char* area, const char* msg) {
   auto& a = *static_cast<Attempt*>(userdata);
-  if (log::enabled(log::Level::debug)) log::debug(std::string("libstrophe ") + area + ": " + msg);
+  if (a.options.trace) a.options.trace(std::string("libstrophe ") + area + ": " + msg);
   const std::string_view m(msg);
   if (level == XMPP_LEVEL_ERROR) a.last_error = msg;
   // A refused TCP connection reaches the connection handler with error 0; only the log has errno.
@@ -226,9 +227,13 @@ std::optional<Error> check_options(const LoginOptions& o) {
   if (o.host.empty() || o.port == 0) {
     return fail(Errc::invalid_request, "the XMPP server needs a host and a non-zero port");
   }
+  if (o.cert_file.empty() == o.cert_pem.empty() || o.key_file.empty() == o.key_pem.empty()) {
+    return fail(Errc::invalid_request, "give the client certificate and its key either as files or as PEM text");
+  }
   const std::pair<const char*, const std::filesystem::path*> files[] = {
       {"client certificate", &o.cert_file}, {"private key", &o.key_file}, {"XMPP CA", &o.ca_file}};
   for (const auto& [what, path] : files) {
+    if (path->empty() && path != &o.ca_file) continue;
     std::string why;
     std::error_code ec;
     if (::access(path->c_str(), R_OK) != 0) {
@@ -260,6 +265,43 @@ class ScopedEnv {
   std::optional<std::string> saved_;
 };
 
+// PEM text as a file that exists only in memory (memfd), named /proc/self/fd/<n> for libstrophe,
+// which reads certificates and keys from paths only. Closed, and so freed, at destruction.
+class MemoryFile {
+ public:
+  static Result<MemoryFile> create(std::string_view text) {
+    MemoryFile file(::memfd_create("evpn-login", MFD_CLOEXEC));
+    if (file.fd_ < 0) return fail(Errc::internal, std::string("memfd_create: ") + std::strerror(errno));
+    for (std::size_t done = 0; done < text.size();) {
+      const ssize_t n = ::write(file.fd_, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return fail(Errc::internal, std::string("writing a memory file: ") + std::strerror(errno));
+      done += static_cast<std::size_t>(n);
+    }
+    return file;
+  }
+  MemoryFile(MemoryFile&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  MemoryFile& operator=(MemoryFile&&) = delete;
+  ~MemoryFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  std::filesystem::path path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
+ private:
+  explicit MemoryFile(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// The file libstrophe reads: `file` itself, or a memory file holding `pem` (kept in `holder`).
+Result<std::filesystem::path> as_file(const std::filesystem::path& file, const std::string& pem,
+                                      std::optional<MemoryFile>& holder) {
+  if (!file.empty()) return file;
+  auto memory = MemoryFile::create(pem);
+  if (!memory) return memory.error();
+  holder.emplace(std::move(*memory));
+  return holder->path();
+}
+
 void run_until(xmpp_ctx_t* ctx, const bool& finished, Clock::time_point deadline) {
   while (!finished && Clock::now() < deadline) xmpp_run_once(ctx, 50);
 }
@@ -273,18 +315,29 @@ void attempt_login(Attempt& a, Clock::time_point deadline) {
   // handshake would still pay for parsing the store. OpenSSL reads its default locations from
   // SSL_CERT_FILE and SSL_CERT_DIR at each of those calls, so during the login the default file
   // is the CA file and the default directory is "" (none: no hash directory, no OSSL_STORE URI,
-  // no error left queued). setenv is safe here: no other thread of the agent runs meanwhile
-  // (only an idle Boost.Asio resolver thread). OpenSSL ignores both variables in a setuid or
+  // no error left queued). setenv is safe only where no other thread runs meanwhile (the agent:
+  // only an idle Boost.Asio resolver thread), so a multi-threaded caller turns ca_file_only off
+  // and trusts the system store as well. OpenSSL ignores both variables in a setuid or
   // file-capability process (secure_getenv), hence the refusal there.
-  if (::getauxval(AT_SECURE) != 0) {
+  if (o.ca_file_only && ::getauxval(AT_SECURE) != 0) {
     a.report.error = fail(Errc::internal,
                           "evpn-agent runs setuid or with file capabilities, so OpenSSL would trust "
                           "the whole system trust store for the XMPP server instead of " +
                               o.ca_file.string() + ": run it as a plain program (e.g. as root)");
     return;
   }
-  const ScopedEnv default_ca_file("SSL_CERT_FILE", o.ca_file.c_str());
-  const ScopedEnv default_ca_dir("SSL_CERT_DIR", "");
+  std::optional<ScopedEnv> default_ca_file, default_ca_dir;
+  if (o.ca_file_only) {
+    default_ca_file.emplace("SSL_CERT_FILE", o.ca_file.c_str());
+    default_ca_dir.emplace("SSL_CERT_DIR", "");
+  }
+  std::optional<MemoryFile> cert_memory, key_memory;
+  auto cert_file = as_file(o.cert_file, o.cert_pem, cert_memory);
+  auto key_file = cert_file ? as_file(o.key_file, o.key_pem, key_memory) : cert_file;
+  if (!key_file) {
+    a.report.error = key_file.error();
+    return;
+  }
   xmpp_log_t log{on_log, &a};
   Ctx ctx(xmpp_ctx_new(nullptr, &log));
   if (!ctx) {
@@ -299,7 +352,7 @@ void attempt_login(Attempt& a, Clock::time_point deadline) {
   // No stream management: a login check must not leave a resumable session on the server.
   xmpp_conn_set_flags(conn.get(), XMPP_CONN_FLAG_MANDATORY_TLS | XMPP_CONN_FLAG_DISABLE_SM);
   xmpp_conn_set_jid(conn.get(), o.jid.c_str());
-  xmpp_conn_set_client_cert(conn.get(), o.cert_file.c_str(), o.key_file.c_str());
+  xmpp_conn_set_client_cert(conn.get(), cert_file->c_str(), key_file->c_str());
   xmpp_conn_set_cafile(conn.get(), o.ca_file.c_str());
   xmpp_conn_set_certfail_handler(conn.get(), on_certificate_failure);
   // No password is ever set: libstrophe then has nothing but SASL EXTERNAL to offer, so a
@@ -342,15 +395,16 @@ LoginReport verify_login(const LoginOptions& options) {
   }
   attempt.report.elapsed =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  if (!options.trace) return attempt.report;
   const std::string took = std::to_string(attempt.report.elapsed.count()) + " ms";
   if (attempt.report.error) {
-    log::debug("XMPP login as " + options.jid + " at " + attempt.endpoint() + " failed after " + took + ": " +
-               attempt.report.error->detail);
+    options.trace("XMPP login as " + options.jid + " at " + attempt.endpoint() + " failed after " + took + ": " +
+                  attempt.report.error->detail);
   } else {
-    log::debug("XMPP login as " + options.jid + " at " + attempt.endpoint() + " succeeded with SASL " +
-               attempt.report.mechanism + " in " + took + ", bound to " + attempt.report.bound_jid);
+    options.trace("XMPP login as " + options.jid + " at " + attempt.endpoint() + " succeeded with SASL " +
+                  attempt.report.mechanism + " in " + took + ", bound to " + attempt.report.bound_jid);
   }
   return attempt.report;
 }
 
-}  // namespace evpn::agent
+}  // namespace evpn::xmpp
