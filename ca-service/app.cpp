@@ -313,12 +313,6 @@ Result<void> store_migrate(const StoreMigrateOptions& o) {
   return {};
 }
 
-// Where the canary logs in: the nodes' XMPP endpoint, trusting the CA's root for the server (as
-// the agent does by default: `evpn-ca server-cert` issues the XMPP server's certificate).
-authority::CanaryTarget canary_target(const CaConfig& config, const CaPaths& paths) {
-  return {config.xmpp, config.directory.type, paths.ca_cert()};
-}
-
 Result<bool> ejabberd_check(const EjabberdOptions& o) {
   const CaPaths paths{o.dir};
   auto config = load_config(paths.config());

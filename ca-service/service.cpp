@@ -56,6 +56,10 @@ Result<store::StoreLocation> store_location(const CaPaths& paths, const CaConfig
   return location;
 }
 
+authority::CanaryTarget canary_target(const CaConfig& config, const CaPaths& paths) {
+  return {config.xmpp, config.directory.type, paths.ca_cert()};
+}
+
 Service::Service(CaPaths paths, CaConfig config, signing::Signer signer, store::Store store,
                  std::unique_ptr<xmpp::Directory> directory)
     : paths_(std::move(paths)),
@@ -94,10 +98,37 @@ Result<void> Service::write_crl() {
 void Service::maintain() {
   if (auto failed = authority_.enforce_lockouts(now_seconds()); !failed)
     spdlog::warn("cannot enforce the directory lockouts: {}", failed.error().detail);
+  if (const auto now = std::chrono::steady_clock::now(); !next_canary_ || now >= *next_canary_) {
+    check_revocation();
+    next_canary_ = now + canary_interval;
+  }
   std::error_code ec;
   const auto written = std::filesystem::last_write_time(paths_.crl(), ec);
   if (!ec && std::filesystem::file_time_type::clock::now() - written < std::chrono::hours(24)) return;
   if (auto r = write_crl(); !r) spdlog::warn("cannot write {}: {}", paths_.crl().string(), r.error().detail);
+}
+
+void Service::check_revocation() {
+  authority::CanaryReport report;
+  if (config_.directory.type == "none") {
+    report.summary = "no XMPP directory is configured (type none): evpn-ca locks no node out, so lock revoked "
+                     "nodes out on the XMPP server yourself";
+    spdlog::info("revocation canary: not run: {}", report.summary);
+    return canary_.record(report, now_seconds());
+  }
+  report = authority::run_canary(*directory_, signer_, canary_target(config_, paths_), evpn::xmpp::verify_login,
+                                 now_seconds());
+  for (const auto& item : report.items)
+    if (item.ok == false && item.name != "revocation")
+      spdlog::error("revocation canary {}: {}: {}", report.jid, item.name, item.detail);
+  switch (report.revocation) {
+    case authority::Effectiveness::effective: spdlog::info("revocation canary: {}", report.summary); break;
+    case authority::Effectiveness::not_effective: spdlog::error("revocation canary: {}", report.summary); break;
+    case authority::Effectiveness::unknown:
+      spdlog::warn("revocation canary: cannot tell whether revocation is effective: {}", report.summary);
+      break;
+  }
+  canary_.record(report, now_seconds());
 }
 
 Result<void> serve(const ServeOptions& o) {
@@ -124,7 +155,7 @@ Result<void> serve(const ServeOptions& o) {
   auto tls_key = fs::read_file(ca.paths().tls_key());
   if (!tls_key) return tls_key.error();
 
-  api::Routes routes(ca.authority(), ca.config().rate_limits, ca.shared_store(), &metrics);
+  api::Routes routes(ca.authority(), ca.config().rate_limits, ca.shared_store(), &metrics, &ca.revocation_canary());
   api::ServerOptions server;
   server.host = listen->host;
   server.port = listen->port;

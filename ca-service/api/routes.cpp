@@ -4,6 +4,8 @@
 #include "ca-service/log.hpp"
 #include "common/time.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <iterator>
@@ -89,7 +91,7 @@ class Reservations {
 };
 
 Routes::Routes(authority::Authority& authority, const RateLimitConfig& limits, store::Store* shared,
-               metrics::Metrics* metrics)
+               metrics::Metrics* metrics, const authority::RevocationCanary* canary)
     : authority_(authority),
       limits_(limits),
       metrics_(metrics),
@@ -98,6 +100,7 @@ Routes::Routes(authority::Authority& authority, const RateLimitConfig& limits, s
       by_token_(limits.token_failures, std::chrono::seconds(limits.token_window_seconds), shared, "token-failures"),
       renewals_(limits.renewals_per_username, std::chrono::seconds(limits.renewal_window_seconds), shared,
                 "renewals"),
+      canary_(canary),
       health_(fail(Errc::unavailable, "the CA service has not checked its store and directory yet")) {}
 
 void Routes::probe_health() {
@@ -209,7 +212,14 @@ Response Routes::healthz(Exchange& x) {
   std::unique_lock lock(health_mutex_);
   if (!health_) return error_response(health_.error(), x.request.version(), x.request.keep_alive());
   lock.unlock();
-  return make_response(x.request, http::status::ok, "application/json", R"({"status":"ok"})");
+  nlohmann::json body{{"status", "ok"}};
+  // Reported, not a 503: the CA still enrolls and renews, and a load balancer that took it out of
+  // service would only stop those. The operator learns it from the log, /healthz and the metric.
+  if (canary_) {
+    body["revocation"] = authority::to_string(canary_->effective());
+    if (auto error = canary_->last_error(); !error.empty()) body["revocation_error"] = std::move(error);
+  }
+  return make_response(x.request, http::status::ok, "application/json", body.dump());
 }
 
 Response Routes::enroll(Exchange& x) {

@@ -5,6 +5,7 @@
 #include "ca-service/api/rate_limiter.hpp"
 #include "ca-service/api/server.hpp"
 #include "ca-service/authority/authority.hpp"
+#include "ca-service/authority/revocation_canary.hpp"
 #include "ca-service/config.hpp"
 #include "ca-service/metrics/metrics.hpp"
 
@@ -21,15 +22,17 @@ class Routes {
  public:
   // With `shared` (the store of replicas on PostgreSQL), the rate limits count in it as well, so
   // that every replica refuses the same clients. With `metrics`, every enroll and renew result and
-  // every refusal is counted in it.
+  // every refusal is counted in it. `canary`, when given, is the revocation canary whose verdict
+  // GET /healthz reports; it must outlive the routes.
   explicit Routes(authority::Authority& authority, const RateLimitConfig& limits = {},
-                  store::Store* shared = nullptr, metrics::Metrics* metrics = nullptr);
+                  store::Store* shared = nullptr, metrics::Metrics* metrics = nullptr,
+                  const authority::RevocationCanary* canary = nullptr);
 
   // Answers the request and writes its one log line (method, path, status, ms, username, serial).
   // A path the API does not have answers 404; a path it has, asked with another method, 405 with
   // an Allow header. Enroll and renew answer 429 to a client address or token id with too many
   // recent failures, and renew to a username with too many recent renewals. GET /healthz answers
-  // the outcome of the last probe_health().
+  // the outcome of the last probe_health(), and the revocation canary's last verdict.
   Response handle(const Request& request, const RequestContext& context);
 
   // Checks the store and the directory, and keeps the outcome for GET /healthz: `serve` calls it
@@ -71,6 +74,7 @@ class Routes {
   RateLimiter by_address_;
   RateLimiter by_token_;
   RateLimiter renewals_;  // successful renewals, by username
+  const authority::RevocationCanary* canary_;
   std::mutex health_mutex_;
   Result<void> health_;
 };

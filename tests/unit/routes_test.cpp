@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
 #include <openssl/x509.h>
 
 #include <algorithm>
@@ -193,6 +194,35 @@ TEST_CASE("GET /healthz answers the last probe: 200 while the directory answered
   const auto body = error_body(response);
   CHECK(body.error == "unavailable");
   CHECK(body.message == "the XMPP directory does not answer");
+}
+
+TEST_CASE("GET /healthz names the revocation canary's verdict, and an ineffective revocation does not make it 503") {
+  Ca ca;
+  ca::authority::RevocationCanary canary;
+  ca::api::Routes routes(ca.authority, {}, nullptr, nullptr, &canary);
+  ca::api::RequestContext context;
+  context.client_address = "127.0.0.1";
+  auto healthz = [&] {
+    const auto response = routes.handle(request(http::verb::get, "/healthz"), context);
+    CHECK(response.result() == http::status::ok);
+    return nlohmann::json::parse(response.body());
+  };
+  routes.probe_health();
+  CHECK(healthz() == nlohmann::json{{"status", "ok"},
+                                    {"revocation", "unknown"},
+                                    {"revocation_error", "the revocation canary has not run yet"}});
+
+  ca::authority::CanaryReport report;
+  report.revocation = ca::authority::Effectiveness::not_effective;
+  report.summary = "revocation is NOT effective: the canary logged in again";
+  canary.record(report, evpn::now_seconds());
+  CHECK(healthz() == nlohmann::json{{"status", "ok"},
+                                    {"revocation", "not effective"},
+                                    {"revocation_error", "revocation is NOT effective: the canary logged in again"}});
+
+  report.revocation = ca::authority::Effectiveness::effective;
+  canary.record(report, evpn::now_seconds());
+  CHECK(healthz() == nlohmann::json{{"status", "ok"}, {"revocation", "effective"}});
 }
 
 TEST_CASE("POST /v1/renew answers 201 to the current certificate over TLS and 401 without one") {
