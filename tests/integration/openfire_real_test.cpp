@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/net/https_client.hpp"
 #include "common/xmpp/login.hpp"
 #include "tests/support/openfire_server.hpp"
 #include "tests/support/process.hpp"
@@ -340,6 +341,31 @@ TEST_CASE("a revoked node's live session is ended by the lockout and its next ce
   const auto after = w.login("rev1");
   CHECK_FALSE(after.ok());
   CHECK(after.bound_jid.empty());
+}
+
+TEST_CASE("serve's revocation canary proves the Openfire lockout effective and leaves no account behind") {
+  auto& w = world();
+  // serve ran its first canary before Openfire was set up for certificate login: start it again.
+  const fs::path log = w.dir.path() / "ca-serve-canary.log";
+  w.ca_service.emplace(Argv{EVPN_CA_BIN, "serve", "--dir", w.ca_dir.string()}, log);
+  evpn::net::ClientTls tls;
+  tls.ca_pem = read(w.ca_dir / "ca.crt");
+  json health;
+  const bool settled = eventually(
+      [&] {
+        auto answer = evpn::net::HttpClient(tls).send({"GET", *evpn::net::parse_url(w.ca_url + "/healthz"), {}, ""});
+        if (!answer || answer->status != 200) return false;
+        health = json::parse(answer->body);
+        return health["revocation"] != "unknown";
+      },
+      std::chrono::seconds(60));
+  INFO("healthz: " << health.dump() << "\nserve's log:\n" << read(log));
+  CHECK(settled);
+  CHECK(health["revocation"] == "effective");
+  CHECK_THAT(read(log), Contains("revocation canary: revocation is effective: the canary, locked out through the "
+                                 "REST API"));
+  const auto users = w.openfire.api("GET", "/users");
+  CHECK_THAT(users.body, !Contains("_evpn-canary-"));
 }
 
 TEST_CASE("renewal logs in with the new pair, and check is healthy while Openfire runs and critical while it is down") {

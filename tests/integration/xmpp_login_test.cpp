@@ -267,6 +267,36 @@ TEST_CASE("missing certificate, key or CA files are refused before connecting") 
   }
 }
 
+TEST_CASE("a certificate and key given as PEM text log in without touching a file, and leave no descriptor behind") {
+  auto& w = world();
+  const auto pair = w.pki.node("node1", domain);
+  LoginOptions o;
+  o.host = "127.0.0.1";
+  o.port = w.server.c2s_port();
+  o.jid = "node1@" + domain;
+  o.cert_pem = pair.cert.to_pem();
+  o.key_pem = pair.key.to_pem();
+  o.ca_file = w.root_file;
+  std::vector<std::string> trace;
+  o.trace = [&trace](std::string_view line) { trace.emplace_back(line); };
+  require_logged_in(verify_login(o), "node1@evpn.test");  // warm-up: one-time library set-up
+  const auto before = open_descriptors();
+  require_logged_in(verify_login(o), "node1@evpn.test");
+  CHECK(open_descriptors() == before);
+  CHECK_THAT(trace.back(), Contains("succeeded with SASL EXTERNAL"));
+  // Nothing of the key reaches the trace.
+  const std::string key_body = o.key_pem.substr(o.key_pem.find('\n') + 1, 40);
+  for (const auto& line : trace) CHECK_THAT(line, !Contains(key_body));
+
+  // Exactly one of a file and PEM text, for the certificate and for the key.
+  auto both = o;
+  both.key_file = w.dir.path() / "node1.key";
+  CHECK(verify_login(both).error->code == Errc::invalid_request);
+  auto neither = o;
+  neither.cert_pem.clear();
+  CHECK_THAT(verify_login(neither).error->detail, Contains("either as files or as PEM text"));
+}
+
 TEST_CASE("repeated logins in one process leave no descriptors behind") {
   auto& w = world();
   const auto good = w.options(w.pki.node("node1", domain), "node1-repeat", "node1");
