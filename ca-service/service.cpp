@@ -116,8 +116,14 @@ void Service::check_revocation() {
     spdlog::info("revocation canary: not run: {}", report.summary);
     return canary_.record(report, now_seconds());
   }
+  std::erase_if(canaries_left_, [this](const std::string& username) {
+    auto removed = authority::remove_canary(*directory_, username);
+    if (removed) spdlog::info("revocation canary: removed {}, which an earlier run had left behind", username);
+    return removed.has_value();
+  });
   report = authority::run_canary(*directory_, signer_, canary_target(config_, paths_), evpn::xmpp::verify_login,
                                  now_seconds());
+  if (!report.left_behind.empty()) canaries_left_.push_back(report.left_behind);
   // Every other wrong item too (a foreign CA's certificate accepted, a canary left behind), once.
   for (const auto& item : report.items)
     if (item.ok == false && item.detail != report.summary)

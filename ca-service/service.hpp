@@ -15,6 +15,8 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace evpn::ca {
 
@@ -83,6 +85,7 @@ class Service {
   authority::Authority authority_;
   authority::RevocationCanary canary_;
   std::optional<std::chrono::steady_clock::time_point> next_canary_;  // nullopt: not run yet
+  std::vector<std::string> canaries_left_;  // canary accounts a run could not remove
 };
 
 // `evpn-ca serve`: the HTTPS API and the maintenance thread, until SIGINT or SIGTERM.

@@ -167,16 +167,23 @@ CanaryReport run_canary(xmpp::Directory& directory, const signing::Signer& signe
   probe(report, directory, signer, target, login, now, username);
   if (report.summary.empty() && !report.items.empty()) report.summary = report.items.back().detail;
 
-  // Lifted first: a lockout may outlive its account (Openfire keeps it by name).
-  auto lifted = directory.lift_lockout(username);
-  auto removed = lifted ? directory.delete_user(username) : Result<void>(lifted.error());
-  if (removed)
+  if (auto removed = remove_canary(directory, username)) {
     report.items.push_back({"clean-up", true, "the canary account was removed; its key never left memory"});
-  else
+  } else {
+    report.left_behind = username;
     report.items.push_back({"clean-up", false,
                             "cannot remove the canary account " + report.jid + ": " + removed.error().detail +
-                                "; its certificate expires two minutes after issuance, remove the account by hand"});
+                                "; its certificate expired two minutes after issuance and its key is gone, but "
+                                "remove the account (`evpn-ca serve` tries again at its next canary)"});
+  }
   return report;
+}
+
+Result<void> remove_canary(xmpp::Directory& directory, const std::string& username) {
+  // The lockout goes too: Openfire keeps lockouts by name, so one could outlive its account.
+  auto lifted = directory.lift_lockout(username);
+  auto deleted = directory.delete_user(username);
+  return !deleted ? deleted : lifted;
 }
 
 bool print_canary(const CanaryReport& report, std::ostream& out) {

@@ -47,6 +47,8 @@ struct CanaryReport {
   Effectiveness revocation = Effectiveness::unknown;
   // One line on the revocation: why it is effective, not effective or unknown.
   std::string summary;
+  // The canary account's username when it could not be removed ("" otherwise): remove_canary it later.
+  std::string left_behind;
   bool all_ok() const;
 };
 
@@ -66,6 +68,10 @@ using LoginFunction = std::function<evpn::xmpp::LoginReport(const evpn::xmpp::Lo
 // `serve` runs them beside threads that read the environment.
 CanaryReport run_canary(xmpp::Directory& directory, const signing::Signer& signer, const CanaryTarget& target,
                         const LoginFunction& login, TimePoint now);
+
+// Removes a canary account: lifts its lockout and deletes it, both attempted whatever the other
+// answers. For run_canary, and for an account an earlier run left behind.
+Result<void> remove_canary(xmpp::Directory& directory, const std::string& username);
 
 // Prints a heading and one OK / WRONG / UNKNOWN line per item, as `openfire check` does; returns
 // report.all_ok().

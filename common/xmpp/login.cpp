@@ -156,7 +156,8 @@ Error why_login_failed(const Attempt& a, int error, const xmpp_stream_error_t* s
   if (!a.certificate_error.empty()) {
     return fail(Errc::unauthorized, "the XMPP server's certificate did not verify: " +
                                         a.certificate_error +
-                                        "; check --xmpp-ca / that the server certificate names " +
+                                        "; check that " + o.ca_file.string() +
+                                        " holds the root that issued it (evpn-agent: --xmpp-ca) and that it names " +
                                         o.jid.substr(o.jid.find('@') + 1));
   }
   if (!a.sasl_failure.empty()) {

@@ -166,6 +166,48 @@ TEST_CASE("each way a server fails the canary gives its verdict, a WRONG or UNKN
   }
 }
 
+// The Openfire backend, but deleting a user fails while `deletes_fail` is set (Openfire restarting,
+// say): the canary's clean-up cannot finish.
+class FlakyDirectory final : public evpn::ca::xmpp::Directory {
+ public:
+  explicit FlakyDirectory(evpn::ca::xmpp::Directory& real) : real_(real) {}
+  bool deletes_fail = true;
+
+  evpn::Result<void> ensure_group(const std::string& g) override { return real_.ensure_group(g); }
+  evpn::Result<bool> user_exists(const std::string& u) override { return real_.user_exists(u); }
+  evpn::Result<void> create_user(const std::string& u) override { return real_.create_user(u); }
+  evpn::Result<void> add_member(const std::string& u, const std::string& g) override { return real_.add_member(u, g); }
+  evpn::Result<void> disable_user(const std::string& u) override { return real_.disable_user(u); }
+  evpn::Result<void> lift_lockout(const std::string& u) override { return real_.lift_lockout(u); }
+  evpn::Result<void> delete_user(const std::string& u) override {
+    if (deletes_fail) return evpn::fail(Errc::unavailable, "Openfire is restarting");
+    return real_.delete_user(u);
+  }
+  evpn::Result<void> ping() override { return real_.ping(); }
+
+ private:
+  evpn::ca::xmpp::Directory& real_;
+};
+
+TEST_CASE("a canary account whose removal failed is named in the report and removed by a later attempt") {
+  World w;
+  FlakyDirectory flaky(*w.directory);
+  const evpn::ca::authority::CanaryTarget target{{"evpn.test", "127.0.0.1", 5222}, "openfire", "/dev/null"};
+  const CanaryReport r = evpn::ca::authority::run_canary(flaky, w.pki.signer(), target,
+                                                         [&w](const LoginOptions& o) { return w.login(o); }, now);
+  CHECK(r.revocation == Effectiveness::effective);
+  CHECK_THAT(item(r, "clean-up"), StartsWith("WRONG cannot remove the canary account") &&
+                                      Contains("Openfire is restarting"));
+  REQUIRE(r.left_behind == r.jid.substr(0, r.jid.find('@')));
+  CHECK(w.standin.users() == std::set<std::string>{r.left_behind});
+  // Its lockout was lifted all the same: nothing but the account itself is left.
+  CHECK(w.standin.lockouts().empty());
+
+  flaky.deletes_fail = false;
+  CHECK(evpn::ca::authority::remove_canary(flaky, r.left_behind).has_value());
+  w.require_nothing_left();
+}
+
 TEST_CASE("print_canary prints one OK / WRONG / UNKNOWN line per item") {
   World w;
   w.server.honours_lockouts = false;
