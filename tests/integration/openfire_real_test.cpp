@@ -362,10 +362,15 @@ TEST_CASE("serve's revocation canary proves the Openfire lockout effective and l
   INFO("healthz: " << health.dump() << "\nserve's log:\n" << read(log));
   CHECK(settled);
   CHECK(health["revocation"] == "effective");
-  CHECK_THAT(read(log), Contains("revocation canary: revocation is effective: the canary, locked out through the "
+  const std::string serve_log = read(log);
+  CHECK_THAT(serve_log, Contains("revocation canary: revocation is effective: the canary, locked out through the "
                                  "REST API"));
-  const auto users = w.openfire.api("GET", "/users");
-  CHECK_THAT(users.body, !Contains("_evpn-canary-"));
+  // This run's canary (the refusal names it) is gone. The first serve's canary ran while the first
+  // case set Openfire up and restarted it, so whether that one could be removed depends on timing.
+  const auto named = serve_log.find("login for _evpn-canary-");
+  REQUIRE(named != std::string::npos);
+  const std::string canary = serve_log.substr(named + 10, serve_log.find('@', named) - named - 10);
+  CHECK_THAT(w.openfire.api("GET", "/users").body, !Contains(canary));
 }
 
 TEST_CASE("renewal logs in with the new pair, and check is healthy while Openfire runs and critical while it is down") {
