@@ -110,7 +110,7 @@ void Service::maintain() {
 
 void Service::check_revocation() {
   authority::CanaryReport report;
-  if (config_.directory.type == "none") {
+  if (config_.directory.type == DirectoryType::none) {
     report.summary = "no XMPP directory is configured (type none): evpn-ca locks no node out, so lock revoked "
                      "nodes out on the XMPP server yourself";
     spdlog::info("revocation canary: not run: {}", report.summary);

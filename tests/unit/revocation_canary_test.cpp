@@ -82,9 +82,11 @@ struct World {
     return r;
   }
 
-  CanaryReport run() {
-    const evpn::ca::authority::CanaryTarget target{{"evpn.test", "127.0.0.1", 5222}, evpn::ca::DirectoryType::openfire, "/dev/null"};
-    return evpn::ca::authority::run_canary(*directory, pki.signer(), target,
+  // Runs the canary through `through`, by default the Openfire backend.
+  CanaryReport run(evpn::ca::xmpp::Directory* through = nullptr) {
+    const evpn::ca::authority::CanaryTarget target{
+        {"evpn.test", "127.0.0.1", 5222}, evpn::ca::DirectoryType::openfire, "/dev/null"};
+    return evpn::ca::authority::run_canary(through ? *through : *directory, pki.signer(), target,
                                            [this](const LoginOptions& o) { return login(o); }, now);
   }
 
@@ -192,9 +194,7 @@ class FlakyDirectory final : public evpn::ca::xmpp::Directory {
 TEST_CASE("a canary account whose removal failed is named in the report and removed by a later attempt") {
   World w;
   FlakyDirectory flaky(*w.directory);
-  const evpn::ca::authority::CanaryTarget target{{"evpn.test", "127.0.0.1", 5222}, "openfire", "/dev/null"};
-  const CanaryReport r = evpn::ca::authority::run_canary(flaky, w.pki.signer(), target,
-                                                         [&w](const LoginOptions& o) { return w.login(o); }, now);
+  const CanaryReport r = w.run(&flaky);
   CHECK(r.revocation == Effectiveness::effective);
   CHECK_THAT(item(r, "clean-up"), StartsWith("WRONG cannot remove the canary account") &&
                                       Contains("Openfire is restarting"));
