@@ -180,12 +180,17 @@ Result<void> serve(const ServeOptions& o) {
   routes.probe_health();
   // A thread of its own rather than the request workers: a directory that is down makes each
   // lockout attempt wait for its full timeout. Stopped and joined when serve returns.
-  std::jthread maintenance([&ca, &routes](std::stop_token stop) {
+  std::jthread maintenance([&ca, &routes, &metrics](std::stop_token stop) {
     std::mutex mutex;
     std::condition_variable_any stopped;
     std::unique_lock lock(mutex);
     for (;;) {
       ca.maintain();
+      using authority::Effectiveness;
+      const auto revocation = ca.revocation_canary().effective();
+      metrics.revocation_effective(revocation == Effectiveness::unknown
+                                       ? std::nullopt
+                                       : std::optional<bool>(revocation == Effectiveness::effective));
       if (stopped.wait_for(lock, stop, maintenance_interval, [&stop] { return stop.stop_requested(); })) return;
       routes.probe_health();
     }

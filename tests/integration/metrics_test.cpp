@@ -18,13 +18,7 @@ using nlohmann::json;
 
 namespace {
 
-Exposition scrape(const Deployment& d) {
-  evpn::net::HttpRequest request;
-  request.url = evpn::test::ok(evpn::net::parse_url(d.metrics_url()));
-  const auto response = evpn::test::ok(evpn::net::HttpClient(evpn::net::ClientTls{}).send(request));
-  REQUIRE(response.status == 200);
-  return evpn::test::parse_exposition(response.body);
-}
+Exposition scrape(const Deployment& d) { return evpn::test::scrape(d.metrics_url()); }
 
 // How much `series` moved from `before` to `after` (a series absent before counts from 0).
 double moved(const Exposition& before, const Exposition& after, const std::string& series) {

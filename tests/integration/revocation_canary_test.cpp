@@ -4,6 +4,7 @@
 #include "common/net/https_client.hpp"
 #include "tests/support/catch_result.hpp"
 #include "tests/support/deployment.hpp"
+#include "tests/support/exposition.hpp"
 #include "tests/support/process.hpp"
 
 #include <catch2/catch.hpp>
@@ -122,5 +123,9 @@ TEST_CASE("without the revocation rule, ejabberd check says WRONG with the fix a
   CHECK_THAT(health["revocation_error"].get<std::string>(), Contains("a revoked node keeps its access"));
   const std::string log = evpn::test::read_file(w.serve_log());
   CHECK_THAT(log, Contains("error: revocation canary: revocation is NOT effective"));
+  // The metric follows the verdict once the maintenance round that ran the canary is over.
+  CHECK(evpn::test::eventually(
+      [&] { return evpn::test::scrape(w.metrics_url()).at("evpn_ca_revocation_effective") == 0; },
+      std::chrono::seconds(10)));
   require_no_canary_left(w);
 }

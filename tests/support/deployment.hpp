@@ -75,8 +75,8 @@ class Deployment {
   std::filesystem::path ca_dir_;
   EjabberdServer xmpp_;
   std::uint16_t ca_port_;
-  std::uint16_t metrics_port_;
   std::string ca_url_;
+  std::uint16_t metrics_port_;
   std::string fingerprint_;
   std::optional<BackgroundProcess> ca_;
   int nodes_ = 0;

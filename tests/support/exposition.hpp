@@ -2,6 +2,9 @@
 // Reads the Prometheus text format back, strictly, for tests: every sample line must follow a
 // "# TYPE" line of its family, names and labels must be well-formed, values numbers.
 
+#include "common/net/https_client.hpp"
+#include "tests/support/catch_result.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -55,6 +58,15 @@ inline Exposition parse_exposition(const std::string& text) {
     REQUIRE(out.samples.emplace(name + std::string(m[2]), v).second);
   }
   return out;
+}
+
+// GET `url` (a plain-HTTP /metrics), parsed.
+inline Exposition scrape(const std::string& url) {
+  net::HttpRequest request;
+  request.url = ok(net::parse_url(url));
+  const auto response = ok(net::HttpClient(net::ClientTls{}).send(request));
+  REQUIRE(response.status == 200);
+  return parse_exposition(response.body);
 }
 
 }  // namespace evpn::test
