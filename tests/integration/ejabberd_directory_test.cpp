@@ -81,6 +81,7 @@ const std::vector<Command> evpn_ca_commands = {
     {"srg_user_del", {{"user", "probe"}, {"host", domain}, {"group", "probe"}, {"grouphost", domain}}},
     {"kick_user", {{"user", "probe"}, {"host", domain}}},
     {"unregister", {{"user", "probe"}, {"host", domain}}},
+    {"srg_list", {{"host", domain}}},  // only `evpn-ca ejabberd check`
 };
 
 // Commands evpn-ca never calls, each harmful or revealing in the wrong hands.
