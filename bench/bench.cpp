@@ -382,6 +382,7 @@ json bench_postgres(const fs::path& work) {
       std::ifstream in(dirs.back() / "config.json");
       json config = json::parse(in);
       config["listen"] = "127.0.0.1:" + std::to_string(ports.back());
+      config["metrics_listen"] = "";
       std::ofstream(dirs.back() / "config.json") << config.dump(2);
     }
     BodyPool pool{enroll_bodies(token, make_csrs("pg" + std::to_string(replicas), pool_size()))};

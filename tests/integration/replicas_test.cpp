@@ -47,13 +47,15 @@ const bool skip_without_postgres = [] {
 }();
 
 // A replica as the README makes one: a copy of the CA directory, keys included, whose config.json
-// has a "listen" of its own; `evpn-ca serve` on it.
+// has a "listen" (and, on one host, a "metrics_listen") of its own; `evpn-ca serve` on it.
 class Replica {
  public:
   Replica(const fs::path& ca_dir, fs::path dir) : dir_(std::move(dir)), port_(evpn::test::free_port()) {
     fs::copy(ca_dir, dir_, fs::copy_options::recursive);
     auto config = nlohmann::json::parse(evpn::test::read_file(dir_ / "config.json"));
     config["listen"] = "127.0.0.1:" + std::to_string(port_);
+    // On the same host as the first replica: a metrics port of its own too.
+    config["metrics_listen"] = "127.0.0.1:" + std::to_string(evpn::test::free_port());
     std::ofstream(dir_ / "config.json", std::ios::trunc) << config.dump(2) << '\n';
     start();
   }
