@@ -1,6 +1,7 @@
 #include "ca-service/lists.hpp"
 
 #include "ca-service/authority/authority.hpp"
+#include "ca-service/enrollment/tokens.hpp"
 #include "ca-service/service.hpp"
 
 #include <nlohmann/json.hpp>
@@ -83,10 +84,7 @@ Result<void> list_tokens(const ListOptions& o) {
   json out = json::array();
   std::vector<std::vector<std::string>> rows{{"ID", "GROUP", "USERNAME", "USES LEFT", "EXPIRES", "CREATED", "STATE"}};
   for (const auto& t : *tokens) {
-    const std::string state = t.revoked_at        ? "revoked"
-                              : t.expires_at <= now ? "expired"
-                              : t.uses_left <= 0    ? "used up"
-                                                    : "active";
+    const std::string state(to_string(enrollment::token_state(t, now)));
     out.push_back({{"id", t.id},
                    {"group", t.group},
                    {"username", t.username ? json(*t.username) : json(nullptr)},

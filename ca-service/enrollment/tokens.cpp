@@ -100,6 +100,23 @@ Result<void> check_username(std::string_view username) {
   return {};
 }
 
+std::string_view to_string(TokenState state) {
+  switch (state) {
+    case TokenState::active: return "active";
+    case TokenState::used_up: return "used up";
+    case TokenState::expired: return "expired";
+    case TokenState::revoked: return "revoked";
+  }
+  return "?";
+}
+
+TokenState token_state(const store::TokenRecord& record, TimePoint now) {
+  if (record.revoked_at) return TokenState::revoked;
+  if (record.expires_at <= now) return TokenState::expired;
+  if (record.uses_left <= 0) return TokenState::used_up;
+  return TokenState::active;
+}
+
 Result<void> check_not_reserved(std::string_view username, const std::vector<std::string>& reserved) {
   // check_username admits lower case only, and XMPP servers fold case: comparing as is suffices.
   if (std::find(reserved.begin(), reserved.end(), username) == reserved.end()) return {};

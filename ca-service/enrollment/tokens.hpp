@@ -40,6 +40,11 @@ bool secret_matches(const store::TokenRecord& record, const TokenParts& presente
 Result<void> check_token(const store::TokenRecord& record, const TokenParts& presented,
                          const std::string& username, TimePoint now);
 
+// Where a token stands at `now`, for `token list` and the metrics; only an active one can enroll.
+enum class TokenState { active, used_up, expired, revoked };
+std::string_view to_string(TokenState state);
+TokenState token_state(const store::TokenRecord& record, TimePoint now);
+
 // Errc::forbidden when `username` is one of `reserved` (config.json reserved_usernames).
 Result<void> check_not_reserved(std::string_view username, const std::vector<std::string>& reserved);
 

@@ -1,6 +1,7 @@
 #include "ca-service/metrics/metrics.hpp"
 
 #include "ca-service/authority/authority.hpp"
+#include "ca-service/enrollment/tokens.hpp"
 #include "ca-service/store/store.hpp"
 #include "ca-service/log.hpp"
 
@@ -115,7 +116,7 @@ std::string Metrics::expose(store::Store& store, TimePoint now) {
   const bool read = tokens && nodes && revocations && lockouts;
   if (read) {
     tokens_active_.set(static_cast<double>(std::count_if(tokens->begin(), tokens->end(), [&](const auto& t) {
-      return !t.revoked_at && t.uses_left > 0 && t.expires_at > now;
+      return enrollment::token_state(t, now) == enrollment::TokenState::active;
     })));
     std::map<authority::NodeState, int> by_state;
     for (const auto& node : *nodes) ++by_state[authority::node_state(node, now)];

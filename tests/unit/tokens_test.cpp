@@ -169,3 +169,14 @@ TEST_CASE("check_username refuses bad names and says what is wrong") {
     CHECK_THAT(r.error().detail, Catch::Contains(c.says));
   }
 }
+
+TEST_CASE("token_state names a token active only while it is unrevoked, unexpired and has uses left") {
+  auto token = make_token("lab", std::nullopt, std::chrono::hours(1), 1, kNow).record;
+  CHECK(token_state(token, kNow) == TokenState::active);
+  CHECK(token_state(token, kNow + std::chrono::hours(1)) == TokenState::expired);
+  token.uses_left = 0;
+  CHECK(token_state(token, kNow) == TokenState::used_up);
+  CHECK(to_string(TokenState::used_up) == "used up");
+  token.revoked_at = kNow;
+  CHECK(token_state(token, kNow) == TokenState::revoked);
+}
