@@ -14,8 +14,10 @@
 
 #include <unistd.h>
 
+#include <cstdint>
 #include <fstream>
 #include <iostream>
+#include <limits>
 
 using namespace evpn::test;
 namespace fs = std::filesystem;
@@ -295,7 +297,7 @@ TEST_CASE("With the CA down at boot the node retries until it is up, then renews
   // The timer's next run is a 10 s slot plus up to 5 s of random delay. While the service runs,
   // the timer has no next run yet; a sample from when it waits is taken.
   std::string timers;
-  long long next = 0;
+  std::uint64_t next = 0;
   REQUIRE(eventually(
       [&] {
         timers = c.exec({"systemctl", "list-timers", "--all", "--no-pager", "evpn-agent-renew.timer"}).out;
@@ -303,8 +305,9 @@ TEST_CASE("With the CA down at boot the node retries until it is up, then renews
                                            "/org/freedesktop/systemd1/unit/evpn_2dagent_2drenew_2etimer",
                                            "org.freedesktop.systemd1.Timer", "NextElapseUSecRealtime"})
                                        .out;
-        next = elapse.starts_with("t ") ? number(trimmed(elapse.substr(2))) : 0;
-        return next > 0 && !timers.starts_with("NEXT LEFT");
+        // While the renewal runs, systemd reports USEC_INFINITY (2^64 - 1): no next run yet.
+        next = elapse.starts_with("t ") ? std::stoull(trimmed(elapse.substr(2))) : 0;
+        return next > 0 && next != std::numeric_limits<std::uint64_t>::max() && !timers.starts_with("NEXT LEFT");
       },
       seconds(30)));
   std::cout << timers;
