@@ -80,6 +80,9 @@ Authority::Authority(store::Store& store, const signing::Signer& signer, xmpp::D
 
 Result<bool> Authority::provision(const std::string& username, const std::string& group, const Provisioning& how,
                                   TimePoint now) {
+  // With no directory there is no account: recording one as created would be false, and would make
+  // the CA take a same-named account for its own should the config later name a real directory.
+  if (!directory_.manages_accounts()) return false;
   // Whose account it is decides everything else, so it is settled before the directory is changed:
   // an account evpn-ca did not create (an administrator's, a person's) is never issued for, added to
   // a group or unlocked, unless the operator made a token to adopt it.

@@ -23,6 +23,7 @@ class MeteredDirectory final : public xmpp::Directory {
   Result<void> lift_lockout(const std::string& username) override;
   Result<void> delete_user(const std::string& username) override;
   Result<void> ping() override;
+  bool manages_accounts() const override { return inner_->manages_accounts(); }
 
  private:
   // Runs `call`, recording its time under `command`.

@@ -37,6 +37,7 @@ class NoDirectory final : public Directory {
   Result<void> lift_lockout(const std::string&) override { return {}; }
   Result<void> delete_user(const std::string&) override { return {}; }
   Result<void> ping() override { return {}; }
+  bool manages_accounts() const override { return false; }
 };
 
 }  // namespace

@@ -36,6 +36,9 @@ class Directory {
   virtual Result<void> delete_user(const std::string& username) = 0;
   // Proves the directory answers (for /healthz).
   virtual Result<void> ping() = 0;
+  // Whether this directory creates and changes accounts at all: false for `none`, where accounts
+  // are managed elsewhere and evpn-ca owns, creates and adopts none.
+  virtual bool manages_accounts() const { return true; }
 };
 
 // The HTTP client a backend talks to its server with: the configured timeout, and for an https

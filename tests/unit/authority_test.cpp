@@ -757,6 +757,18 @@ TEST_CASE("a token made with --adopt-existing for the name adopts the existing a
   CHECK(audit_actions(ca, "node1") == std::vector<std::string>{"token-create", "account-adopt", "enroll"});
 }
 
+TEST_CASE("with a directory that manages no accounts (none) enrollment records no account and asks nothing") {
+  Ca ca;
+  ca.directory.manages = false;
+
+  ok(ca.authority.enroll({ca.token(), csr_for(ec_key(), "node1")}, kNow));
+
+  CHECK(ca.directory.calls.empty());
+  CHECK_FALSE(ok(ca.store.owns_account("node1")));
+  CHECK(audit_actions(ca, "node1") == std::vector<std::string>{"enroll"});
+  CHECK_FALSE(ok(ca::xmpp::make_directory({.type = ca::DirectoryType::none}, "example.test"))->manages_accounts());
+}
+
 TEST_CASE("reserved usernames are refused for every token, before the directory is asked") {
   Ca ca;
   for (const std::string name : {"admin", "root", "postmaster"}) {

@@ -54,6 +54,7 @@ class FakeDirectory : public ca::xmpp::Directory {
   std::function<void(const std::string& step)> on_call;
   std::set<std::string> users;   // accounts on the server, whoever created them
   std::set<std::string> locked;  // accounts locked out
+  bool manages = true;           // what manages_accounts says: false stands for `none`
 
   Result<void> ensure_group(const std::string& group) override { return step("ensure_group", group); }
   Result<bool> user_exists(const std::string& username) override {
@@ -83,6 +84,7 @@ class FakeDirectory : public ca::xmpp::Directory {
     return {};
   }
   Result<void> delete_user(const std::string& username) override { return step("delete_user", username); }
+  bool manages_accounts() const override { return manages; }
   Result<void> ping() override {
     ++pings;
     if (ping_fails) return fail(Errc::unavailable, kDirectoryDown);
