@@ -282,6 +282,24 @@ TEST_CASE("check_key_policy judges the public key of a parsed CSR") {
   check_refused(check_key_policy(bad.public_key()), Errc::invalid_request, "secp521r1");
 }
 
+TEST_CASE("a CSR whose EC point is not on its curve has no public key, and the key policy says so") {
+  for (const char* curve : {"P-256", "P-384"}) {
+    INFO(curve);
+    Key key(raw_key("EC", curve));
+    std::string der = ok(Csr::create(key, "node1")).der();
+    unsigned char point[100];
+    std::size_t size = 0;
+    REQUIRE(EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point, &size) == 1);
+    const auto at = der.find(std::string(reinterpret_cast<const char*>(point), size));
+    REQUIRE(at != std::string::npos);
+    der[at + size - 1] = static_cast<char>(der[at + size - 1] ^ 0x01);  // y + 1 or y - 1: off the curve
+
+    auto csr = ok(Csr::from_der(der));
+    CHECK(csr.public_key() == nullptr);
+    check_refused(check_key_policy(csr.public_key()), Errc::invalid_request, "public key cannot be read");
+  }
+}
+
 TEST_CASE("a CSR survives to_pem and from_pem with its CN, public key and valid signature") {
   for (KeyType type : {KeyType::ec_p256, KeyType::rsa_2048}) {
     INFO(to_string(type));
