@@ -1,5 +1,6 @@
 #include "ca-service/store/batch.hpp"
 
+#include <condition_variable>
 #include <exception>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@ namespace evpn::ca::store {
 struct GroupCommit::Pending {
   const Write& write;
   std::optional<Result<void>> result{};
+  std::condition_variable wake{};  // its result is in, or it may lead the next batch
 };
 
 Result<void> GroupCommit::run(const Write& write) {
@@ -17,7 +19,7 @@ Result<void> GroupCommit::run(const Write& write) {
   queue_.push_back(&mine);
   while (!mine.result) {
     if (committing_) {
-      done_.wait(lock);
+      mine.wake.wait(lock);
       continue;
     }
     // No batch is being committed: this thread commits every write queued so far, its own included.
@@ -27,9 +29,14 @@ Result<void> GroupCommit::run(const Write& write) {
     lock.unlock();
     std::vector<Result<void>> results = commit(batch);
     lock.lock();
-    for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(results[i]);
+    // Only the writers of this batch are woken, and the first writer queued since, to commit the
+    // next: waking every waiting thread to find most of them still waiting costs each a futex round.
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->result = std::move(results[i]);
+      batch[i]->wake.notify_one();
+    }
     committing_ = false;
-    done_.notify_all();
+    if (!queue_.empty()) queue_.front()->wake.notify_one();
   }
   return *mine.result;
 }

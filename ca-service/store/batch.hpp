@@ -5,7 +5,6 @@
 #include "ca-service/store/store.hpp"
 #include "common/result.hpp"
 
-#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <vector>
@@ -35,7 +34,6 @@ class GroupCommit {
   Connection& db_;
   std::mutex& db_mutex_;
   std::mutex mutex_;
-  std::condition_variable done_;
   std::vector<Pending*> queue_;  // writes waiting for the next batch
   bool committing_ = false;      // whether a thread is committing a batch
   CommitObserver observer_;
