@@ -245,22 +245,37 @@ RunStats load_spread(const std::vector<std::uint16_t>& ports, const std::string&
   return s;
 }
 
-// A warm-up run, then kRepetitions runs at each concurrency; medians per concurrency.
-// `bodies(n)` returns n fresh request bodies.
-json measure_spread(const std::vector<std::uint16_t>& ports, const std::string& path,
-                    const std::function<std::vector<std::string>(int)>& bodies,
-                    const std::function<bool(int, const std::string&)>& accepted, const std::vector<Sampled>& sampled,
-                    const std::vector<int>& levels, const std::function<int(int)>& per_run);
+// The runs at one concurrency, summed up: medians, and the total of answers.
+class Runs {
+ public:
+  void add(const RunStats& s) {
+    for (const auto& [name, used] : s.cores_each) cores_each_[name].push_back(used);
+    rate_.push_back(s.per_second);
+    p50_.push_back(s.p50_ms);
+    p99_.push_back(s.p99_ms);
+    cores_.push_back(s.cores);
+    client_cores_.push_back(s.client_cores);
+    ok_ += s.ok;
+    failed_ += s.failed;
+  }
 
-json measure_levels(std::uint16_t port, const std::string& path, const std::function<std::vector<std::string>(int)>& bodies,
-                    const std::function<bool(int, const std::string&)>& accepted, pid_t server,
-                    const std::vector<int>& levels, const std::function<int(int)>& per_run) {
-  std::vector<Sampled> sampled;
-  if (server > 0) sampled.push_back({"server", [server] { return cpu_seconds(server); }});
-  return measure_spread({port}, path, bodies, accepted, sampled, levels, per_run);
-}
+  json summary() const {
+    json out = {{"per_second", median(rate_)}, {"p50_ms", median(p50_)}, {"p99_ms", median(p99_)},
+                {"server_cores_used", median(cores_)}, {"client_cores_used", median(client_cores_)},
+                {"ok", ok_}, {"failed", failed_}, {"runs_per_second", rate_}};
+    for (const auto& [name, used] : cores_each_) out["cores_each"][name] = median(used);
+    return out;
+  }
 
-// The same, spread over the replicas at `ports`, each of `sampled` read for CPU ("cores_each").
+ private:
+  std::vector<double> rate_, p50_, p99_, cores_, client_cores_;
+  std::map<std::string, std::vector<double>> cores_each_;
+  int ok_ = 0, failed_ = 0;
+};
+
+// A warm-up run, then kRepetitions runs at each concurrency; medians per concurrency, spread over
+// the replicas at `ports`, each of `sampled` read for CPU ("cores_each"). `bodies(n)` returns n
+// fresh request bodies.
 json measure_spread(const std::vector<std::uint16_t>& ports, const std::string& path,
                     const std::function<std::vector<std::string>(int)>& bodies,
                     const std::function<bool(int, const std::string&)>& accepted, const std::vector<Sampled>& sampled,
@@ -268,27 +283,21 @@ json measure_spread(const std::vector<std::uint16_t>& ports, const std::string& 
   load_spread(ports, path, bodies(64), 8, accepted, {});
   json out = json::object();
   for (int clients : levels) {
-    std::vector<double> rate, p50, p99, cores, client_cores;
-    std::map<std::string, std::vector<double>> cores_each;
-    int ok = 0, failed = 0;
-    for (int rep = 0; rep < kRepetitions; ++rep) {
-      const RunStats s = load_spread(ports, path, bodies(per_run(clients)), clients, accepted, sampled);
-      for (const auto& [name, used] : s.cores_each) cores_each[name].push_back(used);
-      rate.push_back(s.per_second);
-      p50.push_back(s.p50_ms);
-      p99.push_back(s.p99_ms);
-      cores.push_back(s.cores);
-      client_cores.push_back(s.client_cores);
-      ok += s.ok;
-      failed += s.failed;
-    }
-    out[std::to_string(clients)] = {{"per_second", median(rate)}, {"p50_ms", median(p50)}, {"p99_ms", median(p99)},
-                                    {"server_cores_used", median(cores)}, {"client_cores_used", median(client_cores)},
-                                    {"ok", ok}, {"failed", failed},
-                                    {"runs_per_second", rate}};
-    for (const auto& [name, used] : cores_each) out[std::to_string(clients)]["cores_each"][name] = median(used);
+    Runs runs;
+    for (int rep = 0; rep < kRepetitions; ++rep)
+      runs.add(load_spread(ports, path, bodies(per_run(clients)), clients, accepted, sampled));
+    out[std::to_string(clients)] = runs.summary();
   }
   return out;
+}
+
+// The same against one server, whose CPU (when `server` > 0) is read as "server".
+json measure_levels(std::uint16_t port, const std::string& path, const std::function<std::vector<std::string>(int)>& bodies,
+                    const std::function<bool(int, const std::string&)>& accepted, pid_t server,
+                    const std::vector<int>& levels, const std::function<int(int)>& per_run) {
+  std::vector<Sampled> sampled;
+  if (server > 0) sampled.push_back({"server", [server] { return cpu_seconds(server); }});
+  return measure_spread({port}, path, bodies, accepted, sampled, levels, per_run);
 }
 
 // Hands out consecutive slices of a pre-made list of request bodies.
@@ -320,6 +329,52 @@ int pool_size() {
 
 bool enrolled(int status, const std::string&) { return status == 201; }
 
+// A signing service of rows 1 and 2, started and ready to be measured; without a server, `info`
+// says why it is not measured.
+struct Target {
+  std::string key;  // its part of the results: ca, cfssl, cfssl_db, step_ca
+  json info = json::object();
+  std::optional<test::BackgroundProcess> server = std::nullopt;
+  std::uint16_t port = 0;
+  std::string path{};
+  std::function<bool(int, const std::string&)> accepted = nullptr;
+  BodyPool pool{};
+  std::function<void(json&)> after = nullptr;  // adds to `info` what can be read once it is stopped
+};
+
+Target not_measured(std::string key, std::string why) {
+  return Target{.key = std::move(key), .info = {{"measured", false}, {"why", std::move(why)}}};
+}
+
+// Rows 1 and 2 are measured in turn rather than one service after the other: a warm-up each, then
+// at each concurrency kRepetitions rounds of one run per service, medians per service. A VM's
+// speed drifts by tens of percent over minutes; in turn, every service sees the same drift, and
+// the ratios between them hold. Results go to results[key].
+void measure_in_turn(std::vector<Target>& targets, json& results) {
+  std::erase_if(targets, [&](Target& t) {
+    if (!t.server) results[t.key] = t.info;
+    return !t.server;
+  });
+  for (Target& t : targets) load_spread({t.port}, t.path, t.pool.take(64), 8, t.accepted, {});
+  for (int clients : levels()) {
+    std::vector<Runs> runs(targets.size());
+    for (int rep = 0; rep < kRepetitions; ++rep)
+      for (std::size_t i = 0; i < targets.size(); ++i) {
+        Target& t = targets[i];
+        const pid_t pid = t.server->pid();
+        runs[i].add(load_spread({t.port}, t.path, t.pool.take(per_run(clients)), clients, t.accepted,
+                                {{"server", [pid] { return cpu_seconds(pid); }}}));
+      }
+    for (std::size_t i = 0; i < targets.size(); ++i) targets[i].info[std::to_string(clients)] = runs[i].summary();
+  }
+  for (Target& t : targets) {
+    t.server->stop();
+    if (t.after) t.after(t.info);
+    results[t.key] = std::move(t.info);
+  }
+  targets.clear();
+}
+
 // Sets every failure limit of a CA directory's config.json to 0 (off): a benchmark must not be
 // throttled by the defences against guessing.
 void disable_rate_limits(const fs::path& config_file) {
@@ -334,7 +389,7 @@ void disable_rate_limits(const fs::path& config_file) {
 }
 
 // Row 1: `evpn-ca serve --directory none`.
-json bench_ca(const fs::path& work) {
+Target prepare_ca(const fs::path& work) {
   const fs::path dir = work / "ca";
   const std::uint16_t port = test::free_port();
   must_run({EVPN_CA_BIN, "init", "--dir", dir, "--xmpp-domain", "evpn.test", "--directory", "none", "--listen",
@@ -343,15 +398,16 @@ json bench_ca(const fs::path& work) {
   must_run({EVPN_CA_BIN, "group", "add", "--dir", dir, "--name", "bench", "--overlay", "101000F"});
   const std::string token =
       must_run({EVPN_CA_BIN, "token", "create", "--dir", dir, "--group", "bench", "--uses", "100000", "--ttl", "2h"});
-  BodyPool pool{enroll_bodies(token, make_csrs("ca", pool_size()))};
-  test::BackgroundProcess ca({EVPN_CA_BIN, "serve", "--dir", dir}, work / "ca-serve.log");
+  Target t{.key = "ca",
+           .info = {{"synchronous", "FULL, WAL, group commit (ca-service/store/store.cpp)"},
+                    {"worker_threads", "16 (max(16, 4 x cores), ca-service/service.cpp)"}},
+           .server = test::BackgroundProcess({EVPN_CA_BIN, "serve", "--dir", dir}, work / "ca-serve.log"),
+           .port = port,
+           .path = "/v1/enroll",
+           .accepted = enrolled,
+           .pool = {enroll_bodies(token, make_csrs("ca", pool_size()))}};
   if (!test::wait_for_port(port, std::chrono::seconds(10))) throw std::runtime_error("evpn-ca serve did not start");
-  json r = measure_levels(port, "/v1/enroll", [&](int n) { return pool.take(n); }, enrolled, ca.pid(),
-                          levels(), per_run);
-  ca.stop();
-  r["synchronous"] = "FULL, WAL, group commit (ca-service/store/store.cpp)";
-  r["worker_threads"] = "16 (max(16, 4 x cores), ca-service/service.cpp)";
-  return r;
+  return t;
 }
 
 // Rows 7: `evpn-ca serve --directory none` on PostgreSQL (fsync on, as the SQLite row syncs): one
@@ -459,8 +515,9 @@ std::size_t count_rows(const fs::path& file, const char* table) {
 
 // Row 2: `cfssl serve` over HTTPS with a CA made by openssl, signing the same kind of CSRs; with
 // `record`, cfssl's own SQLite certificate database (-db-config) records every certificate.
-json bench_cfssl(const fs::path& work, bool record) {
-  if (test::run({"sh", "-c", "command -v cfssl"}).exit_code != 0) return {{"measured", false}, {"why", "cfssl not installed"}};
+Target prepare_cfssl(const fs::path& work, bool record) {
+  const std::string key = record ? "cfssl_db" : "cfssl";
+  if (test::run({"sh", "-c", "command -v cfssl"}).exit_code != 0) return not_measured(key, "cfssl not installed");
   const fs::path dir = work / (record ? "cfssl-db" : "cfssl");
   openssl_ca(dir, "bench cfssl CA");
   std::vector<std::string> argv = {"cfssl", "serve", "-address", "127.0.0.1", "-port", "", "-ca", dir / "ca.pem",
@@ -474,25 +531,22 @@ json bench_cfssl(const fs::path& work, bool record) {
   }
   const std::uint16_t port = test::free_port();
   argv[5] = std::to_string(port);
-  test::BackgroundProcess cfssl(argv, dir / "cfssl.log");
+  Target t{.key = key,
+           .info = {{"measured", true},
+                    {"durable_store", record ? "cfssl certdb, SQLite as cfssl opens it (rollback journal, "
+                                               "synchronous=FULL, one commit per certificate)"
+                                             : "none (cfssl serve without -db-config records nothing)"}},
+           .server = test::BackgroundProcess(argv, dir / "cfssl.log"),
+           .port = port,
+           .path = "/api/v1/cfssl/sign",
+           .accepted = [](int status, const std::string& body) {
+             return status == 200 && body.find("\"success\":true") != std::string::npos;
+           }};
+  if (record) t.after = [db](json& info) { info["rows_recorded"] = count_rows(db, "certificates"); };
   if (!test::wait_for_port(port, std::chrono::seconds(10)))
-    return {{"measured", false}, {"why", "cfssl serve did not start: " + test::read_file(dir / "cfssl.log")}};
-  BodyPool pool;
-  for (const auto& csr : make_csrs("cfssl", pool_size())) pool.all.push_back(json{{"certificate_request", csr}}.dump());
-  auto signed_ok = [](int status, const std::string& body) {
-    return status == 200 && body.find("\"success\":true") != std::string::npos;
-  };
-  json r = measure_levels(port, "/api/v1/cfssl/sign", [&](int n) { return pool.take(n); }, signed_ok, cfssl.pid(),
-                          levels(), per_run);
-  cfssl.stop();
-  r["measured"] = true;
-  if (record) {
-    r["durable_store"] = "cfssl certdb, SQLite as cfssl opens it (rollback journal, synchronous=FULL, one commit per certificate)";
-    r["rows_recorded"] = count_rows(db, "certificates");
-  } else {
-    r["durable_store"] = "none (cfssl serve without -db-config records nothing)";
-  }
-  return r;
+    return not_measured(key, "cfssl serve did not start: " + test::read_file(dir / "cfssl.log"));
+  for (const auto& csr : make_csrs(key, pool_size())) t.pool.all.push_back(json{{"certificate_request", csr}}.dump());
+  return t;
 }
 
 std::string base64url(std::string_view bytes) {
@@ -567,11 +621,11 @@ class JwkProvisioner {
 // and one JWK provisioner. Each request is POST /1.0/sign with a CSR and a one-time token made
 // before the clock starts, as the CA's enrollment tokens are: step-ca verifies the token's
 // signature, records the token as used and the certificate, then answers.
-json bench_stepca(const fs::path& work) {
+Target prepare_stepca(const fs::path& work) {
   const char* binary = std::getenv("EVPN_BENCH_STEP_CA");
   if (!binary || !*binary) {
     const char* why = std::getenv("EVPN_BENCH_STEP_CA_SKIP");
-    return {{"measured", false}, {"why", why && *why ? why : "EVPN_BENCH_STEP_CA is not set (bench/run.sh installs step-ca)"}};
+    return not_measured("step_ca", why && *why ? why : "EVPN_BENCH_STEP_CA is not set (bench/run.sh installs step-ca)");
   }
   const fs::path dir = work / "step-ca";
   fs::create_directories(dir);
@@ -598,23 +652,24 @@ json bench_stepca(const fs::path& work) {
       {"authority", {{"provisioners", {{{"type", "JWK"}, {"name", "bench"}, {"key", provisioner.public_jwk()}}}}}},
       {"tls", {{"minVersion", 1.2}, {"maxVersion", 1.3}, {"renegotiation", false}}}};
   std::ofstream(dir / "ca.json") << config.dump(2);
-  test::BackgroundProcess ca({binary, dir / "ca.json"}, dir / "step-ca.log");
+  const char* version = std::getenv("EVPN_BENCH_STEP_CA_VERSION");
+  Target t{.key = "step_ca",
+           .info = {{"measured", true},
+                    {"version", version ? version : must_run({binary, "version"})},
+                    {"durable_store", "badger v2 as step ca init configures it (SyncWrites on): the used token and "
+                                      "the certificate"}},
+           .server = test::BackgroundProcess({binary, dir / "ca.json"}, dir / "step-ca.log"),
+           .port = port,
+           .path = "/1.0/sign",
+           .accepted = enrolled};
   if (!test::wait_for_port(port, std::chrono::seconds(30)))
-    return {{"measured", false}, {"why", "step-ca did not start: " + test::read_file(dir / "step-ca.log")}};
-  BodyPool pool;
+    return not_measured("step_ca", "step-ca did not start: " + test::read_file(dir / "step-ca.log"));
   const std::vector<std::string> csrs = make_csrs("stepca", pool_size());
   for (std::size_t i = 0; i < csrs.size(); ++i) {
     const std::string subject = "stepca-" + std::to_string(i);
-    pool.all.push_back(json{{"csr", csrs[i]}, {"ott", provisioner.token("bench", subject, "https://127.0.0.1/1.0/sign")}}.dump());
+    t.pool.all.push_back(json{{"csr", csrs[i]}, {"ott", provisioner.token("bench", subject, "https://127.0.0.1/1.0/sign")}}.dump());
   }
-  json r = measure_levels(port, "/1.0/sign", [&](int n) { return pool.take(n); }, enrolled, ca.pid(),
-                          levels(), per_run);
-  ca.stop();
-  r["measured"] = true;
-  const char* version = std::getenv("EVPN_BENCH_STEP_CA_VERSION");
-  r["version"] = version ? version : must_run({binary, "version"});
-  r["durable_store"] = "badger v2 as step ca init configures it (SyncWrites on): the used token and the certificate";
-  return r;
+  return t;
 }
 
 // Row 3: the manual path, one node after another: `openssl req -new` + `openssl x509 -req`.
@@ -932,6 +987,7 @@ int main(int argc, char** argv) {
   try {
     test::TempDir work("evpn-bench");
     json r;
+    std::vector<Target> in_turn;  // rows 1 and 2, measured together after the other parts
     std::smatch model;
     const std::string cpuinfo = test::read_file("/proc/cpuinfo");
     std::regex_search(cpuinfo, model, std::regex(R"(model name\s*:\s*([^\n]*))"));
@@ -939,11 +995,11 @@ int main(int argc, char** argv) {
     // The parts in the order they run; EVPN_BENCH_ONLY=a,b,... runs only those (for profiling one).
     const std::vector<std::pair<std::string, std::function<void()>>> parts = {
         {"speed", [&] { r["speed"] = bench_speed(); }},
-        {"ca", [&] { r["ca"] = bench_ca(work.path()); }},
+        {"ca", [&] { in_turn.push_back(prepare_ca(work.path())); }},
         {"postgres", [&] { r["postgres"] = bench_postgres(work.path()); }},
-        {"cfssl", [&] { r["cfssl"] = bench_cfssl(work.path(), false); }},
-        {"cfssl-db", [&] { r["cfssl_db"] = bench_cfssl(work.path(), true); }},
-        {"step-ca", [&] { r["step_ca"] = bench_stepca(work.path()); }},
+        {"cfssl", [&] { in_turn.push_back(prepare_cfssl(work.path(), false)); }},
+        {"cfssl-db", [&] { in_turn.push_back(prepare_cfssl(work.path(), true)); }},
+        {"step-ca", [&] { in_turn.push_back(prepare_stepca(work.path())); }},
         {"manual", [&] { r["manual"] = bench_manual(work.path()); }},
         {"directory", [&] {
            try {
@@ -965,6 +1021,10 @@ int main(int argc, char** argv) {
       if (!only.empty() && wanted.find("," + name + ",") == std::string::npos) continue;
       std::cerr << "[bench] " << name << "\n";
       run();
+    }
+    if (!in_turn.empty()) {
+      std::cerr << "[bench] rows 1 and 2, in turn\n";
+      measure_in_turn(in_turn, r);
     }
     print_table(r);
     std::ofstream(argv[1]) << r.dump(2) << "\n";
