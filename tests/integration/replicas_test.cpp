@@ -321,3 +321,42 @@ TEST_CASE("while PostgreSQL restarts, replicas answer only 503 with Retry-After,
   CHECK(ok(evpn::test::certificates_per_token(evpn::ca::store::StoreLocation{w.store_url, w.postgres.password()}))
             .at(token_id(token)) == 10);
 }
+
+TEST_CASE("store migrate moves a stopped SQLite CA onto PostgreSQL, and serve carries on from the copy") {
+  using Catch::Matchers::Contains;
+  auto& w = world();
+  Deployment sqlite("evpn-migrate");
+  sqlite.add_group("moved", "101000F");
+  const auto first = sqlite.node("moved1");
+  const auto enrolled = sqlite.enroll(first, sqlite.token("moved"));
+  INFO(enrolled.out << enrolled.err);
+  REQUIRE(enrolled.exit_code == 0);
+  const std::string kept = sqlite.token("moved", {"--uses", "2"});
+  sqlite.stop_ca();
+
+  const std::string url = w.postgres.create_database("migrated");
+  const auto migrate = evpn::test::run({EVPN_CA_BIN, "store", "migrate", "--dir", sqlite.ca_dir().string(), "--to", url,
+                                        "--store-password-file", w.postgres.password_file().string()});
+  INFO(migrate.out << migrate.err);
+  REQUIRE(migrate.exit_code == 0);
+  CHECK_THAT(migrate.out, Contains("certificates 1"));
+  CHECK_THAT(migrate.err, Contains("config.json now names it"));
+  CHECK_THAT(evpn::test::read_file(sqlite.ca_dir() / "config.json"), Contains(url));
+
+  // serve now runs on the copy: what was enrolled is there, and the kept token enrolls the next node.
+  sqlite.start_ca();
+  const auto second = sqlite.node("moved2");
+  const auto next = sqlite.enroll(second, kept);
+  INFO(next.out << next.err);
+  CHECK(next.exit_code == 0);
+  const std::string nodes = sqlite.evpn_ca({"nodes"});
+  CHECK_THAT(nodes, Contains("moved1"));
+  CHECK_THAT(nodes, Contains("moved2"));
+  CHECK(sqlite.listing({"token", "list"}).dump().find("\"uses_left\":1") != std::string::npos);
+
+  // A second migrate finds the store moved already and changes nothing.
+  const auto again = evpn::test::run({EVPN_CA_BIN, "store", "migrate", "--dir", sqlite.ca_dir().string(), "--to", url,
+                                      "--store-password-file", w.postgres.password_file().string()});
+  CHECK(again.exit_code != 0);
+  CHECK_THAT(again.err, Contains("already names the store"));
+}
