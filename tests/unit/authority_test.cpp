@@ -766,7 +766,9 @@ TEST_CASE("with a directory that manages no accounts (none) enrollment records n
   CHECK(ca.directory.calls.empty());
   CHECK_FALSE(ok(ca.store.owns_account("node1")));
   CHECK(audit_actions(ca, "node1") == std::vector<std::string>{"enroll"});
-  CHECK_FALSE(ok(ca::xmpp::make_directory({.type = ca::DirectoryType::none}, "example.test"))->manages_accounts());
+  ca::DirectoryConfig none;
+  none.type = ca::DirectoryType::none;
+  CHECK_FALSE(ok(ca::xmpp::make_directory(none, "example.test"))->manages_accounts());
 }
 
 TEST_CASE("reserved usernames are refused for every token, before the directory is asked") {
