@@ -51,6 +51,16 @@ Result<void> write_server_pair(const signing::Signer& signer, const std::vector<
   return fs::write_file_atomic(with_suffix(".p12"), *p12, private_file);
 }
 
+// Points `config` at the PostgreSQL store `url` (given as `option`), with its password file made
+// absolute, so that every replica directory copied from it finds the file.
+Result<void> use_postgres(CaConfig& config, const std::string& url, const std::string& password_file,
+                          const char* option) {
+  if (auto r = store::check_postgres_url(url); !r) return with_context(r.error(), option);
+  config.store = url;
+  if (!password_file.empty()) config.store_password_file = std::filesystem::absolute(password_file).string();
+  return {};
+}
+
 Result<void> init(const InitOptions& o) {
   const CaPaths paths{o.dir};
   if (std::filesystem::exists(paths.ca_key()))
@@ -92,10 +102,7 @@ Result<void> init(const InitOptions& o) {
   // another CA's state (a replica is a copy of that CA's directory, not a new init).
   std::optional<store::Store> shared;
   if (!o.store.empty()) {
-    if (auto r = store::check_postgres_url(o.store); !r) return with_context(r.error(), "--store");
-    config.store = o.store;
-    if (!o.store_password_file.empty())
-      config.store_password_file = std::filesystem::absolute(o.store_password_file).string();
+    if (auto r = use_postgres(config, o.store, o.store_password_file, "--store"); !r) return r;
     auto opened = open_store(paths, config);
     if (!opened) return opened.error();
     auto unused = opened->unused();
@@ -260,14 +267,24 @@ Result<void> token_revoke(const TokenRevokeOptions& o) {
   return {};
 }
 
-// The Openfire REST API of an initialised CA directory whose directory type is openfire.
-Result<xmpp::OpenfireApi> openfire_api(const CaPaths& paths) {
+// The config of an initialised CA directory whose directory type is `type`, which `commands` (e.g.
+// "this command") need.
+Result<CaConfig> load_config_for(const CaPaths& paths, DirectoryType type, const char* commands) {
   auto config = load_config(paths.config());
   if (!config) return config.error();
-  if (config->directory.type != DirectoryType::openfire)
+  if (config->directory.type != type) {
+    const std::string wanted(to_string(type));
     return fail(Errc::invalid_request, paths.config().string() + " has directory type '" +
-                                           std::string(to_string(config->directory.type)) +
-                                           "'; these commands need \"openfire\" (evpn-ca init --directory openfire)");
+                                           std::string(to_string(config->directory.type)) + "'; " + commands +
+                                           " \"" + wanted + "\" (evpn-ca init --directory " + wanted + ")");
+  }
+  return config;
+}
+
+// The Openfire REST API of an initialised CA directory whose directory type is openfire.
+Result<xmpp::OpenfireApi> openfire_api(const CaPaths& paths) {
+  auto config = load_config_for(paths, DirectoryType::openfire, "these commands need");
+  if (!config) return config.error();
   return xmpp::OpenfireApi::from_config(config->directory);
 }
 
@@ -294,11 +311,8 @@ Result<void> store_migrate(const StoreMigrateOptions& o) {
   if (!config) return config.error();
   if (!config->store.empty())
     return fail(Errc::conflict, paths.config().string() + " already names the store " + config->store);
-  if (auto r = store::check_postgres_url(o.to); !r) return with_context(r.error(), "--to");
   CaConfig moved = *config;
-  moved.store = o.to;
-  if (!o.store_password_file.empty())
-    moved.store_password_file = std::filesystem::absolute(o.store_password_file).string();
+  if (auto r = use_postgres(moved, o.to, o.store_password_file, "--to"); !r) return r;
   auto target = store_location(paths, moved);
   if (!target) return target.error();
   auto copied = store::copy_to_postgres(paths.store(), *target);
@@ -315,12 +329,8 @@ Result<void> store_migrate(const StoreMigrateOptions& o) {
 
 Result<bool> ejabberd_check(const EjabberdOptions& o) {
   const CaPaths paths{o.dir};
-  auto config = load_config(paths.config());
+  auto config = load_config_for(paths, DirectoryType::ejabberd, "this command needs");
   if (!config) return config.error();
-  if (config->directory.type != DirectoryType::ejabberd)
-    return fail(Errc::invalid_request, paths.config().string() + " has directory type '" +
-                                           std::string(to_string(config->directory.type)) +
-                                           "'; this command needs \"ejabberd\" (evpn-ca init --directory ejabberd)");
   auto signer = load_signer(paths);
   if (!signer) return signer.error();
   auto ejabberd = xmpp::EjabberdDirectory::from_config(config->directory, config->xmpp.domain);
